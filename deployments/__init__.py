@@ -1,0 +1,1 @@
+"""Ray Serve deployment classes: the ingress and the generic provider deployment."""

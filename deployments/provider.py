@@ -1,0 +1,98 @@
+"""The generic provider deployment: hosts any provider from the registry, so adding a provider
+never means writing a deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+from pydantic import BaseModel
+
+from providers.api.errors import InvalidRequestError
+from providers.registry import get_spec
+
+
+class ProviderDeployment:
+    """One provider in one replica. `call` runs a method and returns its result; `stream` runs a
+    method that returns an async iterator and yields Server-Sent-Event text, gathering the
+    chunks that arrive within `stream_batch_window_s` into one message to spare the hop."""
+
+    def __init__(self, provider_id: str, provider_type: str, config: dict[str, Any], stream_batch_window_s: float = 0.02):
+        self.provider_id = provider_id
+        self.provider_type = provider_type
+        self.stream_batch_window_s = stream_batch_window_s
+        self.provider = get_spec(provider_type).create(config)
+
+    async def _method(self, method: str):
+        function = getattr(self.provider, method, None)
+        if function is None or method.startswith("_"):
+            raise InvalidRequestError(f"provider '{self.provider_id}' ({self.provider_type}) does not support {method}")
+        return function
+
+    async def call(self, method: str, *args: Any) -> Any:
+        return await (await self._method(method))(*args)
+
+    async def stream(self, method: str, *args: Any) -> AsyncIterator[str]:
+        chunks = await (await self._method(method))(*args)
+        if not hasattr(chunks, "__aiter__"):
+            raise InvalidRequestError(f"{method} on provider '{self.provider_id}' does not stream")
+        async for batch in _batched(chunks.__aiter__(), self.stream_batch_window_s):
+            yield "".join(f"data: {_encode(chunk)}\n\n" for chunk in batch)
+
+    async def check_health(self) -> None:
+        """Serve restarts the replica when this raises (e.g. the engine died)."""
+        check_alive = getattr(self.provider, "check_alive", None)
+        if check_alive is not None:
+            await check_alive()
+
+    async def __del__(self):
+        await self.provider.shutdown()
+
+
+def _encode(chunk: Any) -> str:
+    if isinstance(chunk, BaseModel):
+        return chunk.model_dump_json(exclude_unset=True)
+    return json.dumps(chunk, separators=(",", ":"))
+
+
+async def _batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[list[Any]]:
+    """Group chunks arriving within `window_s` of the first of each group; the first chunk of the
+    stream goes out alone so time to first token is not delayed."""
+    loop = asyncio.get_running_loop()
+    batch: list[Any] = []
+    flush_at = 0.0
+    pending: asyncio.Future | None = None
+    first = True
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(chunks.__anext__())
+            timeout = max(0.0, flush_at - loop.time()) if batch else None
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if not done:
+                yield batch
+                batch = []
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                break
+            finally:
+                if done:
+                    pending = None
+            if not batch:
+                flush_at = loop.time() + window_s
+            batch.append(chunk)
+            if first:
+                first = False
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        if pending is not None:
+            pending.cancel()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

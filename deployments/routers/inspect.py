@@ -1,0 +1,73 @@
+"""GET /v1/health, /v1/version, /v1/providers[/{id}], /v1/inspect/routes."""
+
+import asyncio
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+
+from deployments.gateway import Gateway, ProviderRoute
+from deployments.routers import gateway_of
+
+router = APIRouter(prefix="/v1", tags=["Inspect"])
+
+_SECRET_WORDS = ("key", "token", "password", "secret")
+# Which provider API implements each router's routes.
+_ROUTE_APIS = {"Inference": "inference", "Models": "inference"}
+
+
+@router.get("/health")
+async def health():
+    return {"status": "OK"}
+
+
+@router.get("/version")
+async def get_version():
+    try:
+        return {"version": version("raystack")}
+    except PackageNotFoundError:
+        return {"version": "unknown"}
+
+
+@router.get("/providers")
+async def list_providers(gateway: Gateway = Depends(gateway_of)):
+    routes = list(gateway.providers.values())
+    healths = await asyncio.gather(*(gateway.provider_health(r.entry.provider_id) for r in routes))
+    return {"data": [_provider_info(r, h) for r, h in zip(routes, healths)]}
+
+
+@router.get("/providers/{provider_id}")
+async def get_provider(provider_id: str, gateway: Gateway = Depends(gateway_of)):
+    route = gateway.provider(provider_id)
+    return _provider_info(route, await gateway.provider_health(provider_id))
+
+
+@router.get("/inspect/routes")
+async def list_routes(request: Request, gateway: Gateway = Depends(gateway_of)):
+    data = []
+    for route in request.app.routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):
+            continue
+        api = next((_ROUTE_APIS[t] for t in route.tags if t in _ROUTE_APIS), None)
+        provider_types = sorted({r.entry.provider_type for r in gateway.providers.values() if r.api == api})
+        for method in sorted(route.methods):
+            data.append({"route": route.path, "method": method, "provider_types": provider_types})
+    return {"data": data}
+
+
+def _provider_info(route: ProviderRoute, health: dict) -> dict:
+    return {
+        "api": route.api,
+        "provider_id": route.entry.provider_id,
+        "provider_type": route.entry.provider_type,
+        "config": _redacted(route.entry.config),
+        "health": health,
+    }
+
+
+def _redacted(value):
+    if isinstance(value, dict):
+        return {k: "********" if any(w in k.lower() for w in _SECRET_WORDS) and v else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value

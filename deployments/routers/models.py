@@ -1,0 +1,30 @@
+"""GET/POST /v1/models, GET/DELETE /v1/models/{model_id}."""
+
+from fastapi import APIRouter, Depends
+
+from deployments.gateway import Gateway
+from deployments.routers import gateway_of
+from providers.api.models import RegisterModelRequest
+
+router = APIRouter(prefix="/v1/models", tags=["Models"])
+
+
+@router.get("")
+async def list_models(gateway: Gateway = Depends(gateway_of)):
+    return {"object": "list", "data": [m.to_openai() for m in await gateway.models.list()]}
+
+
+@router.post("")
+async def register_model(request: RegisterModelRequest, gateway: Gateway = Depends(gateway_of)):
+    return (await gateway.register_model(request)).to_openai()
+
+
+@router.get("/{model_id:path}")
+async def get_model(model_id: str, gateway: Gateway = Depends(gateway_of)):
+    return (await gateway.models.get(model_id)).to_openai()
+
+
+@router.delete("/{model_id:path}")
+async def unregister_model(model_id: str, gateway: Gateway = Depends(gateway_of)):
+    await gateway.models.unregister(model_id)
+    return {"id": model_id, "object": "model", "deleted": True}

@@ -1,0 +1,1 @@
+"""Composed Serve applications: the entry points users run."""

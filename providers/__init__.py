@@ -1,0 +1,1 @@
+"""Provider contracts, implementations, storage and the provider registry; no Ray Serve inside."""

@@ -1,0 +1,1 @@
+"""Per API: pydantic wire types (OpenAI format) and the Protocol a provider implements."""

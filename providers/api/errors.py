@@ -1,0 +1,62 @@
+"""Errors that reach a client as an OpenAI-style body: {"error": {message, type, param, code}}.
+
+They cross Ray Serve handles intact (Ray re-raises the provider's exception class in the ingress).
+"""
+
+
+class APIError(Exception):
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.message, self.param, self.code))
+
+
+def _rebuild(cls, message, param, code):
+    return cls(message, param=param, code=code)
+
+
+class InvalidRequestError(APIError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(APIError):
+    status_code = 404
+    error_type = "not_found_error"
+
+
+class ConflictError(APIError):
+    status_code = 409
+    error_type = "invalid_request_error"
+
+
+class ProviderError(APIError):
+    """The backend behind a provider failed (a remote answered badly, an engine crashed)."""
+
+    status_code = 502
+    error_type = "provider_error"
+
+
+class ProviderTimeoutError(APIError):
+    status_code = 504
+    error_type = "timeout_error"
+
+
+class ServiceUnavailableError(APIError):
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class RateLimitError(APIError):
+    status_code = 429
+    error_type = "rate_limit_error"

@@ -1,0 +1,183 @@
+"""VLLMProvider: vLLM's AsyncLLM in the replica, driven through vLLM's own OpenAI serving layer so
+templates, sampling, structured outputs, tool parsing and streaming match `vllm serve`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+
+from openai.types import Completion
+from openai.types.chat import ChatCompletion
+from pydantic import ValidationError
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest as VLLMChatRequest
+from vllm.entrypoints.openai.chat_completion.serving import OpenAIServingChat
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest as VLLMCompletionRequest
+from vllm.entrypoints.openai.completion.serving import OpenAIServingCompletion
+from vllm.entrypoints.openai.models.protocol import BaseModelPath
+from vllm.entrypoints.openai.models.serving import OpenAIServingModels
+from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
+from vllm.renderers.chat_utils import load_chat_template
+from vllm.renderers.online_renderer import OnlineRenderer
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from providers.api.errors import APIError, InvalidRequestError, ProviderError, ServiceUnavailableError
+from providers.api.inference import ChatCompletionRequest, CompletionRequest, ProviderModel
+from providers.inline.vllm.config import VLLMProviderConfig
+from providers.inline.vllm.local_models import resolve_model
+from providers.inline.vllm.tool_choice import ForcedToolChoice
+
+
+class VLLMProvider:
+    """One model in an in-process vLLM engine (engine start is synchronous: tens of seconds)."""
+
+    def __init__(self, config: VLLMProviderConfig):
+        self.config = config
+        self.model_name = config.model_name()
+        path = resolve_model(config.model)
+        args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **config.engine_args)
+        self.engine = AsyncLLM.from_engine_args(args)
+        self._chat, self._completion = _serving(self.engine, config, self.model_name, path)
+
+    async def list_models(self) -> list[ProviderModel]:
+        context_length = self.engine.model_config.max_model_len
+        return [ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})]
+
+    async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
+        body = _body(request, self.model_name)
+        forced = ForcedToolChoice.from_body(body)
+        vllm_request = _validated(VLLMChatRequest, forced.constrained(body) if forced else body)
+        result = await _call(self._chat.create_chat_completion(vllm_request))
+        if isinstance(result, ErrorResponse):
+            raise _api_error(result)
+        if request.stream:
+            chunks = _chunks(result, request.model)
+            return await _primed(forced.stream(chunks) if forced else chunks)
+        data = result.model_dump()
+        data["model"] = request.model
+        return ChatCompletion.model_validate(forced.response(data) if forced else data)
+
+    async def completion(self, request: CompletionRequest, provider_model_id: str):
+        vllm_request = _validated(VLLMCompletionRequest, _body(request, self.model_name))
+        result = await _call(self._completion.create_completion(vllm_request))
+        if isinstance(result, ErrorResponse):
+            raise _api_error(result)
+        if request.stream:
+            return await _primed(_chunks(result, request.model))
+        data = result.model_dump()
+        data["model"] = request.model
+        return Completion.model_validate(data)
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            await self.check_alive()
+        except APIError as exc:
+            return {"status": "Error", "message": exc.message}
+        return {"status": "OK"}
+
+    async def check_alive(self) -> None:
+        """Raises when the engine is dead, so Serve replaces the replica."""
+        try:
+            await self.engine.check_health()
+        except Exception as exc:
+            raise ProviderError(f"vLLM engine for '{self.model_name}' is dead: {exc!r}") from None
+
+    async def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str):
+    """vLLM's chat and completion handlers, wired as `vllm serve` wires them."""
+    template = load_chat_template(config.chat_template)
+    tools = {"enable_auto_tools": config.enable_auto_tool_choice, "tool_parser": config.tool_call_parser}
+    common = {"request_logger": None, "chat_template": template, "chat_template_content_format": "auto"}
+    renderer = OnlineRenderer(engine.model_config, engine.renderer, **common, **tools)
+    models = OpenAIServingModels(engine, [BaseModelPath(name=name, model_path=path)])
+    chat = OpenAIServingChat(engine, models, config.response_role, online_renderer=renderer, **common, **tools)
+    completion = OpenAIServingCompletion(engine, models, online_renderer=renderer, request_logger=None)
+    return chat, completion
+
+
+def _body(request: ChatCompletionRequest | CompletionRequest, model_name: str) -> dict[str, Any]:
+    body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    body["model"] = model_name
+    return body
+
+
+def _validated(request_type, body: dict[str, Any]):
+    try:
+        return request_type.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequestError(_validation_message(exc), param=_validation_param(exc)) from None
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
+
+
+def _validation_param(exc: ValidationError) -> str | None:
+    locations = [e["loc"] for e in exc.errors() if e["loc"]]
+    return str(locations[0][0]) if locations else None
+
+
+async def _call(awaitable):
+    """Await a vLLM handler, turning what it raises into our API errors."""
+    try:
+        return await awaitable
+    except APIError:
+        raise
+    except Exception as exc:
+        raise _api_error(create_error_response(exc)) from None
+
+
+def _api_error(response: ErrorResponse) -> APIError:
+    error = response.error
+    if error.code in (400, 422, 501):
+        return InvalidRequestError(error.message, param=error.param)
+    if error.code == 503:
+        return ServiceUnavailableError(f"vLLM: {error.message}")
+    return ProviderError(f"vLLM engine failed ({error.code} {error.type}): {error.message}")
+
+
+async def _chunks(events: AsyncIterator[str], model: str) -> AsyncIterator[dict]:
+    """vLLM's SSE events back to chunk dicts carrying the client's model id."""
+    try:
+        async for event in events:
+            for line in event.splitlines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    return
+                chunk = json.loads(payload)
+                if "error" in chunk:
+                    raise _api_error(ErrorResponse.model_validate(chunk))
+                chunk["model"] = model
+                yield chunk
+    except APIError:
+        raise
+    except Exception as exc:
+        raise _api_error(create_error_response(exc)) from None
+    finally:
+        await events.aclose()
+
+
+async def _primed(chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    """Wait for the first chunk before returning the stream, so errors vLLM only finds once the
+    request runs (a prompt longer than the context...) raise here, before any SSE is sent."""
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = None
+
+    async def replay() -> AsyncIterator[dict]:
+        try:
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await chunks.aclose()
+
+    return replay()

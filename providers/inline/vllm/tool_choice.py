@@ -1,0 +1,4 @@
+class ForcedToolChoice:
+    @classmethod
+    def from_body(cls, body):
+        return None

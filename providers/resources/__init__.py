@@ -1,0 +1,1 @@
+"""Routing tables of registered resources, persisted in the metadata store."""

@@ -1,0 +1,57 @@
+"""The model routing table: model id -> provider, persisted in the metadata kv store so every
+ingress replica and every restart see the same list."""
+
+import time
+
+from providers.api.errors import ConflictError, NotFoundError
+from providers.api.models import Model
+from providers.storage.kvstore import KVStore
+
+_PREFIX = "model:"
+
+
+class ModelRegistry:
+    """Reads go through a short-lived cache; a miss always re-reads the store, so a model
+    registered on another replica is found at once and a deletion is seen within `ttl_s`."""
+
+    def __init__(self, store: KVStore, ttl_s: float = 1.0):
+        self.store = store
+        self.ttl_s = ttl_s
+        self._cache: dict[str, Model] = {}
+        self._loaded_at = float("-inf")
+
+    async def _reload(self) -> dict[str, Model]:
+        rows = await self.store.items_with_prefix(_PREFIX)
+        self._cache = {key[len(_PREFIX):]: Model.model_validate_json(value) for key, value in rows}
+        self._loaded_at = time.monotonic()
+        return self._cache
+
+    async def _models(self) -> dict[str, Model]:
+        if time.monotonic() - self._loaded_at > self.ttl_s:
+            return await self._reload()
+        return self._cache
+
+    async def list(self) -> list[Model]:
+        return sorted((await self._reload()).values(), key=lambda m: m.identifier)
+
+    async def get(self, model_id: str) -> Model:
+        model = (await self._models()).get(model_id)
+        if model is None:
+            model = (await self._reload()).get(model_id)
+        if model is None:
+            raise NotFoundError(f"Model '{model_id}' not found", param="model", code="model_not_found")
+        return model
+
+    async def register(self, model: Model, *, replace: bool = False) -> Model:
+        if not replace and await self.store.get(_PREFIX + model.identifier) is not None:
+            raise ConflictError(f"Model '{model.identifier}' is already registered", param="model_id")
+        if not model.created:
+            model = model.model_copy(update={"created": int(time.time())})
+        await self.store.set(_PREFIX + model.identifier, model.model_dump_json())
+        self._cache[model.identifier] = model
+        return model
+
+    async def unregister(self, model_id: str) -> None:
+        if not await self.store.delete(_PREFIX + model_id):
+            raise NotFoundError(f"Model '{model_id}' not found", param="model_id", code="model_not_found")
+        self._cache.pop(model_id, None)

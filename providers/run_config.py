@@ -1,0 +1,280 @@
+"""The run config: which APIs and providers a graph serves, its models, its storage and its server.
+
+Loaded from YAML with `${env.VAR}`, `${env.VAR:=default}` and `${env.VAR:+value}` substitution,
+validated with `extra="forbid"` so a typo fails at startup with the key and the file named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the file and the key."""
+
+
+# ---------------------------------------------------------------- storage
+
+
+class SqliteKVBackend(StrictModel):
+    type: Literal["kv_sqlite"]
+    db_path: str
+
+
+class RedisKVBackend(StrictModel):
+    type: Literal["kv_redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class SqliteSQLBackend(StrictModel):
+    type: Literal["sql_sqlite"]
+    db_path: str
+
+
+StorageBackend = Annotated[
+    Union[SqliteKVBackend, RedisKVBackend, SqliteSQLBackend], Field(discriminator="type")
+]
+
+
+class KVStoreRef(StrictModel):
+    backend: str
+    namespace: str
+
+
+class SQLStoreRef(StrictModel):
+    backend: str
+    table_name: str
+
+
+# Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
+STORE_FAMILIES: dict[str, str] = {"metadata": "kv", "inference": "sql"}
+
+
+class StorageConfig(StrictModel):
+    backends: dict[str, StorageBackend] = {}
+    stores: dict[str, Union[KVStoreRef, SQLStoreRef]] = {}
+
+    @model_validator(mode="after")
+    def _stores_name_backends_of_their_family(self) -> "StorageConfig":
+        for store_name, ref in self.stores.items():
+            if ref.backend not in self.backends:
+                known = ", ".join(sorted(self.backends)) or "none"
+                raise ValueError(
+                    f"storage.stores.{store_name} names backend '{ref.backend}', "
+                    f"which is not declared under storage.backends (declared: {known})"
+                )
+            family = backend_family(self.backends[ref.backend])
+            wanted = STORE_FAMILIES.get(store_name, "kv" if isinstance(ref, KVStoreRef) else "sql")
+            if family != wanted:
+                raise ValueError(
+                    f"storage.stores.{store_name} needs a {wanted} backend, but backend "
+                    f"'{ref.backend}' is of type {self.backends[ref.backend].type}"
+                )
+        return self
+
+
+def backend_family(backend: BaseModel) -> str:
+    return backend.type.split("_", 1)[0]
+
+
+# ---------------------------------------------------------------- providers
+
+
+class DeploymentOptions(StrictModel):
+    """Ray Serve options of one provider's deployment; unset fields take the registry's defaults."""
+
+    num_replicas: int | None = None
+    autoscaling_config: dict[str, Any] | None = None
+    ray_actor_options: dict[str, Any] | None = None
+    max_ongoing_requests: int | None = None
+    max_queued_requests: int | None = None
+    health_check_period_s: float | None = None
+    health_check_timeout_s: float | None = None
+    graceful_shutdown_timeout_s: float | None = None
+    placement_group_bundles: list[dict[str, float]] | None = None
+    placement_group_strategy: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ProviderEntry(StrictModel):
+    provider_id: str
+    provider_type: str
+    config: dict[str, Any] = {}
+    deployment: DeploymentOptions = DeploymentOptions()
+
+
+class ModelEntry(StrictModel):
+    model_id: str
+    provider_id: str
+    provider_model_id: str | None = None
+    model_type: Literal["llm", "embedding", "rerank"] = "llm"
+    metadata: dict[str, Any] = {}
+
+
+class RegisteredResources(StrictModel):
+    models: list[ModelEntry] = []
+
+
+class ServerConfig(StrictModel):
+    host: str = "0.0.0.0"
+    port: int = 8321
+    request_timeout_s: float = 600.0
+    ingress: DeploymentOptions = DeploymentOptions()
+
+
+class RunConfig(StrictModel):
+    version: int = 1
+    apis: list[Literal["inference", "models", "inspect", "providers"]]
+    providers: dict[str, list[ProviderEntry]]
+    registered_resources: RegisteredResources = RegisteredResources()
+    storage: StorageConfig
+    server: ServerConfig = ServerConfig()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "RunConfig":
+        ids = [p.provider_id for entries in self.providers.values() for p in entries]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"providers: provider_id {duplicates[0]!r} is used more than once")
+        for api in self.providers:
+            if api not in self.apis:
+                raise ValueError(f"providers.{api}: api '{api}' is not listed under apis")
+        for i, model in enumerate(self.registered_resources.models):
+            if model.provider_id not in ids:
+                raise ValueError(
+                    f"registered_resources.models.{i}.provider_id: no provider "
+                    f"'{model.provider_id}' (known: {', '.join(ids) or 'none'})"
+                )
+        if "metadata" not in self.storage.stores:
+            raise ValueError("storage.stores.metadata: a metadata store is required")
+        return self
+
+    def provider_entries(self) -> list[tuple[str, ProviderEntry]]:
+        return [(api, entry) for api, entries in self.providers.items() for entry in entries]
+
+
+# ---------------------------------------------------------------- loading
+
+_ENV_PATTERN = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)(?:(:=|:\+)([^}]*))?\}")
+
+
+def substitute_env(text: str, environ: dict[str, str] | None = None, *, where: str = "") -> str:
+    """Expand `${env.VAR}`, `${env.VAR:=default}` (default when unset or empty) and
+    `${env.VAR:+value}` (value when set and non-empty, else empty)."""
+    env = os.environ if environ is None else environ
+
+    def expand(match: re.Match[str]) -> str:
+        name, operator, operand = match.group(1), match.group(2), match.group(3)
+        value = env.get(name, "")
+        if operator == ":=":
+            return value or operand
+        if operator == ":+":
+            return operand if value else ""
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} is not set (used as ${{env.{name}}})")
+        return value
+
+    return _ENV_PATTERN.sub(expand, text)
+
+
+def _walk_substitute(node: Any, environ: dict[str, str] | None, where: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _walk_substitute(v, environ, f"{where}.{k}") for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk_substitute(v, environ, f"{where}.{i}") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        expanded = substitute_env(node, environ, where=where.lstrip("."))
+        if expanded != node and _ENV_PATTERN.fullmatch(node):
+            return _scalar(expanded)
+        return expanded
+    return node
+
+
+def _scalar(text: str) -> Any:
+    """A whole-value placeholder takes the YAML scalar type of its expansion (port: ${env.PORT})."""
+    if text == "":
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool)) else text
+
+
+def parse_run_config(data: dict[str, Any], source: str, environ: dict[str, str] | None = None) -> RunConfig:
+    """Validate a run config mapping; errors name the source and the key."""
+    try:
+        expanded = _drop_disabled_providers(_walk_substitute(data, environ, ""))
+        config = RunConfig.model_validate(expanded)
+        _check_provider_configs(config)
+        return config
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+            problems.append(f"{key}: {err['msg']}" if key else err["msg"])
+        raise ConfigError(f"{source}: invalid run config:\n  " + "\n  ".join(problems)) from None
+
+
+def _drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
+    """A provider entry whose provider_id expands to nothing (`${env.KEY:+id}`) is switched off."""
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        data["providers"] = {
+            api: [e for e in entries if not (isinstance(e, dict) and "provider_id" in e and not e["provider_id"])]
+            if isinstance(entries, list) else entries
+            for api, entries in providers.items()
+        }
+    return data
+
+
+def _check_provider_configs(config: RunConfig) -> None:
+    """Each provider entry names a known type of its API and a config that type accepts."""
+    from providers.registry import UnknownProviderType, get_spec
+
+    for api, entries in config.providers.items():
+        for i, entry in enumerate(entries):
+            where = f"providers.{api}.{i}"
+            try:
+                spec = get_spec(entry.provider_type)
+            except UnknownProviderType as exc:
+                raise ConfigError(f"{where}.provider_type: {exc.args[0]}") from None
+            if spec.api != api:
+                raise ConfigError(f"{where}.provider_type: {entry.provider_type} serves api '{spec.api}', not '{api}'")
+            try:
+                spec.parse_config(entry.config)
+            except ValidationError as exc:
+                problems = [f"{where}.config.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+                raise ConfigError("invalid provider config:\n  " + "\n  ".join(problems)) from None
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part.startswith("function-") or part in {
+        "kv_sqlite", "kv_redis", "sql_sqlite", "KVStoreRef", "SQLStoreRef"})
+
+
+def load_run_config(path: str | Path, environ: dict[str, str] | None = None) -> RunConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: run config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a run config must be a mapping at the top level")
+    return parse_run_config(data, str(path), environ)
