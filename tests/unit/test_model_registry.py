@@ -1,0 +1,57 @@
+"""The model routing table persists in the metadata store and is shared by every reader."""
+
+import pytest
+
+from providers.api.errors import ConflictError, NotFoundError
+from providers.api.models import Model
+from providers.resources.models import ModelRegistry
+from providers.storage.redis_kv import RedisKVStore
+from providers.storage.sqlite_kv import SqliteKVStore
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def make_store(request, tmp_path):
+    stores = []
+
+    def make():
+        if request.param == "sqlite":
+            store = SqliteKVStore(str(tmp_path / "kv.db"), "registry")
+        else:
+            store = RedisKVStore("redis://127.0.0.1:6379/0", f"test-{tmp_path.name}")
+        stores.append(store)
+        return store
+
+    yield make
+    for key, _ in await stores[0].items_with_prefix(""):
+        await stores[0].delete(key)
+    for store in stores:
+        await store.close()
+
+
+async def test_registered_model_is_seen_by_another_registry_and_after_reopen(make_store):
+    writer, reader = ModelRegistry(make_store()), ModelRegistry(make_store())
+    await reader.list()
+    await writer.register(Model(identifier="a/b", provider_id="p", provider_resource_id="b"))
+    assert (await reader.get("a/b")).provider_resource_id == "b"
+    assert [m.identifier for m in await ModelRegistry(make_store()).list()] == ["a/b"]
+
+
+async def test_unregister_and_missing_model_errors(make_store):
+    registry = ModelRegistry(make_store())
+    await registry.register(Model(identifier="m", provider_id="p", provider_resource_id="m"))
+    with pytest.raises(ConflictError):
+        await registry.register(Model(identifier="m", provider_id="p", provider_resource_id="m"))
+    await registry.unregister("m")
+    with pytest.raises(NotFoundError):
+        await registry.get("m")
+    with pytest.raises(NotFoundError):
+        await registry.unregister("m")
+
+
+async def test_deletion_is_seen_by_other_readers(make_store):
+    writer, reader = ModelRegistry(make_store()), ModelRegistry(make_store(), ttl_s=0)
+    await writer.register(Model(identifier="m", provider_id="p", provider_resource_id="m"))
+    await reader.get("m")
+    await writer.unregister("m")
+    with pytest.raises(NotFoundError):
+        await reader.get("m")

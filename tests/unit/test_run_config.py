@@ -1,0 +1,158 @@
+"""Run config loading: substitution, validation, and errors that name the file and the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from providers.run_config import ConfigError, load_run_config, parse_run_config, substitute_env
+
+STARTER = Path(__file__).parents[2] / "graphs" / "configs" / "starter.yaml"
+
+
+def minimal(**changes):
+    config = {
+        "apis": ["inference", "models"],
+        "providers": {"inference": [{"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": "http://127.0.0.1:9/v1"}}]},
+        "registered_resources": {"models": [{"model_id": "m", "provider_id": "remote"}]},
+        "storage": {
+            "backends": {"kv": {"type": "kv_sqlite", "db_path": "/tmp/x.db"}},
+            "stores": {"metadata": {"backend": "kv", "namespace": "registry"}},
+        },
+    }
+    config.update(changes)
+    return config
+
+
+def write(tmp_path, data) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, env, expected",
+    [
+        ("${env.A}", {"A": "x"}, "x"),
+        ("${env.A:=d}", {}, "d"),
+        ("${env.A:=d}", {"A": ""}, "d"),
+        ("${env.A:=d}", {"A": "set"}, "set"),
+        ("${env.A:+on}", {"A": "1"}, "on"),
+        ("${env.A:+on}", {}, ""),
+        ("${env.A:+on}", {"A": ""}, ""),
+        ("pre-${env.A:=a}-${env.B:=b}", {"B": "z"}, "pre-a-z"),
+    ],
+)
+def test_substitution(text, env, expected):
+    assert substitute_env(text, env) == expected
+
+
+def test_unset_variable_without_default_names_it_and_the_key(tmp_path):
+    path = write(tmp_path, minimal(server={"port": "${env.NOT_SET_ANYWHERE}"}))
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path, environ={})
+    assert str(path) in str(err.value)
+    assert "NOT_SET_ANYWHERE" in str(err.value) and "server.port" in str(err.value)
+
+
+def test_whole_value_placeholder_takes_the_scalar_type():
+    config = parse_run_config(minimal(server={"port": "${env.PORT:=8123}"}), "t", environ={})
+    assert config.server.port == 8123
+
+
+def test_provider_with_empty_id_is_switched_off():
+    data = minimal()
+    data["providers"]["inference"].append(
+        {"provider_id": "${env.OPENAI_API_KEY:+openai}", "provider_type": "remote::openai", "config": {}}
+    )
+    assert [p.provider_id for _, p in parse_run_config(data, "t", environ={}).provider_entries()] == ["remote"]
+    on = parse_run_config(data, "t", environ={"OPENAI_API_KEY": "k"})
+    assert [p.provider_id for _, p in on.provider_entries()] == ["remote", "openai"]
+
+
+def test_typo_in_a_key_is_named(tmp_path):
+    path = write(tmp_path, minimal(sever={"port": 1}))
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert str(path) in str(err.value) and "sever" in str(err.value)
+
+
+def test_typo_in_deployment_options_is_named():
+    data = minimal()
+    data["providers"]["inference"][0]["deployment"] = {"autoscaling_confg": {}}
+    with pytest.raises(ConfigError, match="providers.inference.0.deployment.autoscaling_confg"):
+        parse_run_config(data, "t")
+
+
+def test_store_naming_a_missing_backend_names_both():
+    data = minimal()
+    data["storage"]["stores"]["metadata"]["backend"] = "nowhere"
+    with pytest.raises(ConfigError) as err:
+        parse_run_config(data, "t")
+    assert "storage.stores.metadata" in str(err.value) and "nowhere" in str(err.value)
+
+
+def test_store_on_a_backend_of_the_wrong_family_names_both():
+    data = minimal()
+    data["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": "/tmp/y.db"}
+    data["storage"]["stores"]["metadata"] = {"backend": "sql", "namespace": "registry"}
+    with pytest.raises(ConfigError) as err:
+        parse_run_config(data, "t")
+    assert "storage.stores.metadata" in str(err.value) and "'sql'" in str(err.value) and "sql_sqlite" in str(err.value)
+
+
+def test_unknown_backend_type_is_named():
+    data = minimal()
+    data["storage"]["backends"]["kv"]["type"] = "kv_mongo"
+    with pytest.raises(ConfigError, match="storage.backends.kv"):
+        parse_run_config(data, "t")
+
+
+def test_unknown_provider_type_lists_the_known_ones():
+    data = minimal()
+    data["providers"]["inference"][0]["provider_type"] = "remote::nope"
+    with pytest.raises(ConfigError) as err:
+        parse_run_config(data, "t")
+    assert "providers.inference.0.provider_type" in str(err.value) and "remote::openai" in str(err.value)
+
+
+def test_bad_provider_config_is_named():
+    data = minimal()
+    data["providers"]["inference"][0]["config"] = {"base_url": "http://x", "timeout_s": -1}
+    with pytest.raises(ConfigError, match="providers.inference.0.config.timeout_s"):
+        parse_run_config(data, "t")
+
+
+def test_model_naming_a_missing_provider_is_an_error():
+    data = minimal(registered_resources={"models": [{"model_id": "m", "provider_id": "ghost"}]})
+    with pytest.raises(ConfigError, match="registered_resources.models.0.provider_id.*ghost"):
+        parse_run_config(data, "t")
+
+
+def test_duplicate_provider_ids_are_an_error():
+    data = minimal()
+    data["providers"]["inference"].append(dict(data["providers"]["inference"][0]))
+    with pytest.raises(ConfigError, match="remote"):
+        parse_run_config(data, "t")
+
+
+def test_provider_under_an_api_not_listed_is_an_error():
+    with pytest.raises(ConfigError, match="providers.inference"):
+        parse_run_config(minimal(apis=["models"]), "t")
+
+
+def test_missing_file_and_bad_yaml_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_run_config(tmp_path / "absent.yaml")
+    path = write(tmp_path, "apis: [inference\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_run_config(path)
+
+
+def test_starter_config_loads_with_and_without_openai_key():
+    config = load_run_config(STARTER, environ={})
+    ids = [p.provider_id for _, p in config.provider_entries()]
+    assert ids == ["vllm", "sentence-transformers"]
+    assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
+    with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
+    assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
