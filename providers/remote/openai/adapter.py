@@ -6,8 +6,6 @@ import json
 from typing import Any, AsyncIterator
 
 import httpx
-from openai.types import Completion, CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion
 
 from providers.api.errors import (
     APIError,
@@ -41,30 +39,20 @@ class OpenAICompatProvider:
     async def list_models(self) -> list[ProviderModel]:
         return []
 
-    async def remote_models(self) -> list[str]:
-        response = await self._send("GET", "models")
-        return [m["id"] for m in response.json().get("data", [])]
-
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
         body = _body(request, provider_model_id)
         if request.stream:
             return self._stream("chat/completions", body, request.model)
-        data = (await self._send("POST", "chat/completions", body)).json()
-        data["model"] = request.model
-        return ChatCompletion.model_validate(data)
+        return await self._post("chat/completions", body, request.model)
 
     async def completion(self, request: CompletionRequest, provider_model_id: str):
         body = _body(request, provider_model_id)
         if request.stream:
             return self._stream("completions", body, request.model)
-        data = (await self._send("POST", "completions", body)).json()
-        data["model"] = request.model
-        return Completion.model_validate(data)
+        return await self._post("completions", body, request.model)
 
-    async def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> CreateEmbeddingResponse:
-        data = (await self._send("POST", "embeddings", _body(request, provider_model_id))).json()
-        data["model"] = request.model
-        return CreateEmbeddingResponse.model_validate(data)
+    async def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> dict:
+        return await self._post("embeddings", _body(request, provider_model_id), request.model)
 
     async def health(self) -> dict[str, Any]:
         try:
@@ -75,6 +63,12 @@ class OpenAICompatProvider:
 
     async def shutdown(self) -> None:
         await self._client.aclose()
+
+    async def _post(self, path: str, body: dict, model: str) -> dict:
+        """The remote's JSON answer as it came (vendor fields and base64 vectors kept), under the client's model id."""
+        data = (await self._send("POST", path, body)).json()
+        data["model"] = model
+        return data
 
     async def _send(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         try:

@@ -1,0 +1,204 @@
+"""The graph with `remote::openai` in front of a loopback OpenAI-compatible server, through the
+official SDK: routing by model id, streaming, persistence of registrations, and errors."""
+
+import httpx
+import openai
+import pytest
+from ray import serve
+
+from bench.mock_openai import MockConfig, start_mock_server
+from graphs.builder import build_app
+from providers.run_config import parse_run_config
+from tests.conftest import free_port
+
+REPLY = "Paris is the capital of France, said the mock."
+CONFIG_MODELS = [
+    {"model_id": "gpt-mock", "provider_id": "remote", "provider_model_id": "mock-model"},
+    {"model_id": "broken-500", "provider_id": "remote", "provider_model_id": "fail-500"},
+    {"model_id": "limited", "provider_id": "remote", "provider_model_id": "fail-429"},
+    {"model_id": "picky", "provider_id": "remote", "provider_model_id": "fail-400"},
+    {"model_id": "drops", "provider_id": "remote", "provider_model_id": "drop-stream"},
+    {"model_id": "slow", "provider_id": "impatient", "provider_model_id": "hang"},
+    {"model_id": "gone", "provider_id": "down", "provider_model_id": "mock-model"},
+    {"model_id": "mock-embed", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding"},
+]
+
+
+def run_config(base_url: str, state_dir) -> dict:
+    small = {"ray_actor_options": {"num_cpus": 0}}
+    return {
+        "apis": ["inference", "models", "inspect", "providers"],
+        "providers": {"inference": [
+            {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
+            {"provider_id": "impatient", "provider_type": "remote::openai", "config": {"base_url": base_url, "timeout_s": 1}, "deployment": small},
+            {"provider_id": "down", "provider_type": "remote::openai", "config": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}, "deployment": small},
+        ]},
+        "registered_resources": {"models": CONFIG_MODELS},
+        "storage": {
+            "backends": {"kv": {"type": "kv_sqlite", "db_path": f"{state_dir}/kv.db"}},
+            "stores": {"metadata": {"backend": "kv", "namespace": "registry"}},
+        },
+        "server": {"ingress": {"ray_actor_options": {"num_cpus": 0}}},
+    }
+
+
+@pytest.fixture(scope="module")
+def graph(serve_session, tmp_path_factory):
+    base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=5, embedding_dim=16))
+    config = parse_run_config(run_config(base_url, tmp_path_factory.mktemp("state")), "test")
+    serve.run(build_app(config), name="remote-graph", route_prefix="/")
+    yield config
+    serve.delete("remote-graph")
+    stop_mock()
+
+
+@pytest.fixture
+def client(serve_session, graph):
+    return openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def http(serve_session, graph):
+    with httpx.Client(base_url=serve_session, timeout=30) as http:
+        yield http
+
+
+def test_models_from_the_config_are_listed(client):
+    ids = {m.id for m in client.models.list()}
+    assert {m["model_id"] for m in CONFIG_MODELS} <= ids
+    model = client.models.retrieve("gpt-mock")
+    assert model.owned_by == "remote"
+
+
+def test_chat_routes_by_model_id_and_echoes_the_client_id(client):
+    reply = client.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "Capital of France?"}])
+    assert reply.choices[0].message.content == REPLY
+    assert reply.model == "gpt-mock"
+    assert reply.usage.completion_tokens > 0
+
+
+def test_chat_stream_arrives_whole_with_usage(client):
+    stream = client.chat.completions.create(
+        model="gpt-mock", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == REPLY
+    assert all(c.model == "gpt-mock" for c in chunks)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_completions_stream_and_not(client):
+    whole = client.completions.create(model="gpt-mock", prompt="Say something")
+    assert whole.choices[0].text == REPLY
+    streamed = "".join(c.choices[0].text for c in client.completions.create(model="gpt-mock", prompt="x", stream=True) if c.choices)
+    assert streamed == REPLY
+
+
+def test_embeddings_through_the_remote(client):
+    result = client.embeddings.create(model="mock-embed", input=["one", "two"])
+    assert [len(d.embedding) for d in result.data] == [16, 16]
+    assert result.data[0].embedding != result.data[1].embedding
+
+
+def test_unknown_model_is_404_naming_it(http):
+    response = http.post("/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 404
+    assert response.json()["error"]["param"] == "model" and "nope" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "gpt-mock"}, "messages"),
+        ({"model": "gpt-mock", "messages": []}, "messages"),
+        ({"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}], "temperature": 5}, "temperature"),
+        ({"model": "gpt-mock", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0"),
+        ({"model": "gpt-mock", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.tool.tool_call_id"),
+        ({"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
+        ({"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}, "stream_options"),
+        ({"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}],
+          "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice"),
+    ],
+)
+def test_bad_chat_requests_are_400_naming_the_field(http, body, param):
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert param in (error["param"] or "") + " " + error["message"]
+
+
+def test_bad_json_and_unknown_route_get_openai_error_bodies(http):
+    response = http.post("/v1/chat/completions", content=b"{oops", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
+    response = http.get("/v1/nowhere")
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_embedding_model_refuses_chat_and_llm_refuses_embeddings(http):
+    response = http.post("/v1/chat/completions", json={"model": "mock-embed", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "model"
+    response = http.post("/v1/embeddings", json={"model": "gpt-mock", "input": "x"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "model"
+
+
+@pytest.mark.parametrize(
+    "model, status, error_type",
+    [("broken-500", 502, "provider_error"), ("limited", 429, "rate_limit_error"), ("picky", 400, "invalid_request_error"),
+     ("slow", 504, "timeout_error"), ("gone", 502, "provider_error")],
+)
+def test_remote_faults_fail_that_request_only(http, client, model, status, error_type):
+    response = http.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["type"] == error_type
+    streamed = http.post("/v1/chat/completions", json={"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    assert streamed.status_code == status
+    assert client.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "x"}]).choices[0].message.content == REPLY
+
+
+def test_stream_cut_mid_way_ends_with_an_error_event(client):
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(model="drops", messages=[{"role": "user", "content": "x"}], stream=True):
+            pass
+    assert client.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "x"}]).choices[0].message.content == REPLY
+
+
+def test_register_use_and_delete_a_model_at_run_time(http, client):
+    created = http.post("/v1/models", json={"model_id": "team/alias", "provider_id": "remote", "provider_model_id": "mock-model"})
+    assert created.status_code == 200, created.text
+    assert "team/alias" in {m.id for m in client.models.list()}
+    assert client.chat.completions.create(model="team/alias", messages=[{"role": "user", "content": "x"}]).model == "team/alias"
+    assert http.post("/v1/models", json={"model_id": "team/alias", "provider_id": "remote"}).status_code == 409
+    assert client.models.delete("team/alias").deleted
+    assert http.get("/v1/models/team/alias").status_code == 404
+
+
+def test_registration_errors_name_the_field(http):
+    response = http.post("/v1/models", json={"model_id": "x", "provider_id": "ghost"})
+    assert response.status_code == 404 and response.json()["error"]["param"] == "provider_id"
+    response = http.post("/v1/models", json={"model_id": "x"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "provider_id"
+    response = http.post("/v1/models", json={"modelid": "x"})
+    assert response.status_code == 400
+
+
+def test_registered_model_survives_a_restart_of_the_graph(http, graph):
+    assert http.post("/v1/models", json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
+    serve.delete("remote-graph")
+    serve.run(build_app(graph), name="remote-graph", route_prefix="/")
+    assert http.get("/v1/models/kept").json()["provider_id"] == "remote"
+    assert http.delete("/v1/models/kept").status_code == 200
+
+
+def test_providers_and_routes_are_inspectable(http):
+    providers = {p["provider_id"]: p for p in http.get("/v1/providers").json()["data"]}
+    assert providers["remote"]["health"]["status"] == "OK"
+    assert providers["down"]["health"]["status"] == "Error"
+    assert providers["remote"]["provider_type"] == "remote::openai"
+    routes = http.get("/v1/inspect/routes").json()["data"]
+    chat = next(r for r in routes if r["route"] == "/v1/chat/completions")
+    assert chat["method"] == "POST" and chat["provider_types"] == ["remote::openai"]
+    assert http.get("/v1/health").json() == {"status": "OK"}
+    assert http.get("/v1/version").json()["version"]
