@@ -57,37 +57,36 @@ def _encode(chunk: Any) -> str:
 
 
 async def _batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[list[Any]]:
-    """Group chunks arriving within `window_s` of the first of each group; the first chunk of the
-    stream goes out alone so time to first token is not delayed."""
+    """Group the chunks that arrive within `window_s` of the first of each group; the stream's
+    first chunk goes out alone so time to first token is not delayed."""
     loop = asyncio.get_running_loop()
     batch: list[Any] = []
     flush_at = 0.0
+    window = 0.0
     pending: asyncio.Future | None = None
-    first = True
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(chunks.__anext__())
-            timeout = max(0.0, flush_at - loop.time()) if batch else None
-            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            pending = pending or asyncio.ensure_future(chunks.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, flush_at - loop.time()) if batch else None)
             if not done:
                 yield batch
                 batch = []
                 continue
+            arrived, pending = pending, None
             try:
-                chunk = pending.result()
+                chunk = arrived.result()
             except StopAsyncIteration:
                 break
-            finally:
-                if done:
-                    pending = None
+            except Exception:
+                if batch:
+                    yield batch
+                raise
             if not batch:
-                flush_at = loop.time() + window_s
+                flush_at = loop.time() + window
             batch.append(chunk)
-            if first:
-                first = False
+            if not window:
                 yield batch
-                batch = []
+                batch, window = [], window_s
         if batch:
             yield batch
     finally:
