@@ -243,7 +243,8 @@ class InferenceProvider(Protocol):
     """What an inference provider implements. `request.model` is the id the client used (echo it
     in responses); `provider_model_id` is the provider's own name for the model. Results are
     OpenAI-shaped pydantic models or plain dicts; streaming requests return an async iterator
-    of chunks."""
+    of chunks. A provider implements the methods its models need (an embedding provider has no
+    chat_completion); `check_alive`, when present, raises once the provider cannot recover."""
 
     async def list_models(self) -> list[ProviderModel]:
         """Models this provider serves; an empty list means it accepts any registered id."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,6 +41,11 @@ class VLLMProviderConfig(BaseModel):
     chat_template: str | None = Field(default=None, description="a Jinja template or a path to one")
     tool_call_parser: str | None = Field(default="hermes", description="vLLM tool parser name")
     enable_auto_tool_choice: bool = Field(default=True, description="parse tool calls for tool_choice=auto")
+    tool_strict_level: Literal["auto", "function", "parameter"] = Field(
+        default="parameter",
+        description="how far vLLM's grammar constrains tool calls; below 'parameter' the arguments of a "
+        "forced call are only constrained for tools marked strict",
+    )
     response_role: str = "assistant"
     env: dict[str, str] = Field(
         default_factory=dict,

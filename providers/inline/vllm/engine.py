@@ -3,7 +3,9 @@ templates, sampling, structured outputs, tool parsing and streaming match `vllm 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from typing import Any, AsyncIterator
 
 from openai.types import Completion
@@ -25,18 +27,19 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from providers.api.errors import APIError, InvalidRequestError, ProviderError, ServiceUnavailableError
 from providers.api.inference import ChatCompletionRequest, CompletionRequest, ProviderModel
 from providers.inline.vllm.config import VLLMProviderConfig
-from providers.inline.vllm.local_models import resolve_model
-from providers.inline.vllm.tool_choice import ForcedToolChoice
+from providers.inline.vllm.local_models import builtin_chat_template, builtin_engine_args, resolve_model
 
 
 class VLLMProvider:
     """One model in an in-process vLLM engine (engine start is synchronous: tens of seconds)."""
 
     def __init__(self, config: VLLMProviderConfig):
+        os.environ.update(config.env)
         self.config = config
         self.model_name = config.model_name()
         path = resolve_model(config.model)
-        args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **config.engine_args)
+        engine_args = {**builtin_engine_args(config.model), **config.engine_args}
+        args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_args)
         self.engine = AsyncLLM.from_engine_args(args)
         self._chat, self._completion = _serving(self.engine, config, self.model_name, path)
 
@@ -45,18 +48,15 @@ class VLLMProvider:
         return [ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})]
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
-        body = _body(request, self.model_name)
-        forced = ForcedToolChoice.from_body(body)
-        vllm_request = _validated(VLLMChatRequest, forced.constrained(body) if forced else body)
+        vllm_request = _validated(VLLMChatRequest, _body(request, self.model_name))
         result = await _call(self._chat.create_chat_completion(vllm_request))
         if isinstance(result, ErrorResponse):
             raise _api_error(result)
         if request.stream:
-            chunks = _chunks(result, request.model)
-            return await _primed(forced.stream(chunks) if forced else chunks)
+            return await _primed(_chunks(result, request.model))
         data = result.model_dump()
         data["model"] = request.model
-        return ChatCompletion.model_validate(forced.response(data) if forced else data)
+        return ChatCompletion.model_validate(data)
 
     async def completion(self, request: CompletionRequest, provider_model_id: str):
         vllm_request = _validated(VLLMCompletionRequest, _body(request, self.model_name))
@@ -84,13 +84,17 @@ class VLLMProvider:
             raise ProviderError(f"vLLM engine for '{self.model_name}' is dead: {exc!r}") from None
 
     async def shutdown(self) -> None:
-        self.engine.shutdown()
+        await asyncio.to_thread(self.engine.shutdown)
 
 
 def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str):
     """vLLM's chat and completion handlers, wired as `vllm serve` wires them."""
-    template = load_chat_template(config.chat_template)
-    tools = {"enable_auto_tools": config.enable_auto_tool_choice, "tool_parser": config.tool_call_parser}
+    template = load_chat_template(config.chat_template or builtin_chat_template(config.model))
+    tools = {
+        "enable_auto_tools": config.enable_auto_tool_choice,
+        "tool_parser": config.tool_call_parser,
+        "tool_strict_level": config.tool_strict_level,
+    }
     common = {"request_logger": None, "chat_template": template, "chat_template_content_format": "auto"}
     renderer = OnlineRenderer(engine.model_config, engine.renderer, **common, **tools)
     models = OpenAIServingModels(engine, [BaseModelPath(name=name, model_path=path)])
@@ -110,6 +114,8 @@ def _validated(request_type, body: dict[str, Any]):
         return request_type.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequestError(_validation_message(exc), param=_validation_param(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(str(exc)) from None
 
 
 def _validation_message(exc: ValidationError) -> str:

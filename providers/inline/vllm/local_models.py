@@ -12,11 +12,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 SMOLLM2 = "smollm2-135m-instruct"
 _SMOLLM2_FOLDER = "SmolLM2-135M-Instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_MODELS = (SMOLLM2,)
+_TEMPLATES = Path(__file__).parent / "templates"
 
 
 def cache_root() -> Path:
@@ -30,6 +32,21 @@ def resolve_model(model: str) -> str:
     if model == SMOLLM2:
         return str(ensure_smollm2())
     return model
+
+
+def builtin_chat_template(model: str) -> str | None:
+    """The chat template a builtin model is served with (SmolLM2's own one knows no tools)."""
+    if model == SMOLLM2:
+        return str(_TEMPLATES / "smollm2_tools.jinja")
+    return None
+
+
+def builtin_engine_args(model: str) -> dict[str, Any]:
+    """Engine defaults for a builtin model (the config's engine_args override them). SmolLM2 runs
+    in float32: in bf16 on CPU its greedy answers drift (it misses "Paris"), for ~20% more speed."""
+    if model == SMOLLM2:
+        return {"dtype": "float32", "enforce_eager": True}
+    return {}
 
 
 def ensure_smollm2() -> Path:
@@ -72,6 +89,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     model.config.dtype = torch.bfloat16
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        os.chmod(staging, 0o755)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         os.rename(staging, target)

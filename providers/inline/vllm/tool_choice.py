@@ -1,4 +1,0 @@
-class ForcedToolChoice:
-    @classmethod
-    def from_body(cls, body):
-        return None
