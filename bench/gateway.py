@@ -79,17 +79,8 @@ def graph_run_config(mock_url: str, workdir: str) -> dict[str, Any]:
     }
 
 
-def set_serve_environment(workdir: str, serve_defaults: bool) -> None:
-    """The graph's fast settings (or none of them); HAProxy's files and ports go per run, since
-    other Serve instances on the box would share the defaults."""
-    os.environ.update({
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{workdir}/haproxy/haproxy.cfg",
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{workdir}/haproxy/admin.sock",
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": f"{workdir}/haproxy",
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{workdir}/haproxy/server-state",
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-    })
+def set_serve_environment(serve_defaults: bool) -> None:
+    """The settings graphs.starter ships with, or Serve's own defaults."""
     if serve_defaults:
         for name in FAST_SERVE_ENV:
             os.environ.pop(name, None)
@@ -100,7 +91,7 @@ def set_serve_environment(workdir: str, serve_defaults: bool) -> None:
 def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack) -> Target:
     """Start a local Ray, deploy the graph in front of the mock; returns the graph as a target."""
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-bench-"))
-    set_serve_environment(workdir, serve_defaults)  # before Ray and Serve import
+    set_serve_environment(serve_defaults)  # before Ray and Serve import
 
     import ray
     from ray import serve

@@ -20,6 +20,8 @@ def serve_session(tmp_path_factory):
     from graphs.serve_env import apply_fast_serve_defaults
 
     apply_fast_serve_defaults()
+    # Replicas of a deleted app drain for 30 s by default; tests redeploy, they need not wait.
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
     import ray
     from ray import serve
 
@@ -33,5 +35,4 @@ def serve_session(tmp_path_factory):
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
     ray.shutdown()

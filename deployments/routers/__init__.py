@@ -5,5 +5,6 @@ from fastapi import Request
 from deployments.gateway import Gateway
 
 
-def gateway_of(request: Request) -> Gateway:
+async def gateway_of(request: Request) -> Gateway:
+    """Async on purpose: FastAPI would run a plain function in a worker thread on every request."""
     return request.app.state.gateway

@@ -1,11 +1,13 @@
-"""Calls an OpenAI-compatible endpoint over HTTP; maps its failures to clear errors."""
+"""Calls an OpenAI-compatible endpoint over HTTP (aiohttp: the cheapest client per request);
+maps its failures to clear errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, AsyncIterator
 
-import httpx
+import aiohttp
 
 from providers.api.errors import (
     APIError,
@@ -26,89 +28,87 @@ from providers.remote.openai.config import OpenAICompatConfig
 class OpenAICompatProvider:
     def __init__(self, config: OpenAICompatConfig):
         self.config = config
-        headers = dict(config.extra_headers)
+        self.base_url = config.base_url.rstrip("/")
+        self._headers = dict(config.extra_headers)
         if config.api_key is not None:
-            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections),
-        )
+            self._headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        self._whole = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
+        # A stream may run long; what must not run long is the silence between two chunks.
+        self._streaming = aiohttp.ClientTimeout(sock_read=config.timeout_s, sock_connect=config.connect_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        """Made on first use, inside the replica's event loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.config.max_connections)
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
+        return self._session
 
     async def list_models(self) -> list[ProviderModel]:
         return []
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
-        body = _body(request, provider_model_id)
-        if request.stream:
-            return self._stream("chat/completions", body, request.model)
-        return await self._post("chat/completions", body, request.model)
+        return await self._forward("chat/completions", request, provider_model_id)
 
     async def completion(self, request: CompletionRequest, provider_model_id: str):
-        body = _body(request, provider_model_id)
-        if request.stream:
-            return self._stream("completions", body, request.model)
-        return await self._post("completions", body, request.model)
+        return await self._forward("completions", request, provider_model_id)
 
     async def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> dict:
-        return await self._post("embeddings", _body(request, provider_model_id), request.model)
+        return await self._forward("embeddings", request, provider_model_id)
 
     async def health(self) -> dict[str, Any]:
         try:
-            await self._send("GET", "models")
+            await self._request("GET", "models")
         except APIError as exc:
             return {"status": "Error", "message": exc.message}
         return {"status": "OK"}
 
     async def shutdown(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
-    async def _post(self, path: str, body: dict, model: str) -> dict:
-        """The remote's JSON answer as it came (vendor fields and base64 vectors kept), under the client's model id."""
-        data = (await self._send("POST", path, body)).json()
-        data["model"] = model
+    async def _forward(self, path: str, request, provider_model_id: str):
+        """The remote's answer as it came (vendor fields and base64 vectors kept), under the
+        client's model id; a stream as an iterator of chunks."""
+        body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        body["model"] = provider_model_id
+        if getattr(request, "stream", False):
+            return self._stream(path, body, request.model)
+        data = await self._request("POST", path, body)
+        data["model"] = request.model
         return data
 
-    async def _send(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         try:
-            response = await self._client.request(method, path, json=body)
-        except httpx.TimeoutException:
-            raise ProviderTimeoutError(f"{self.config.base_url} did not answer within {self.config.timeout_s:g} s") from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"{self.config.base_url} is unreachable: {exc!r}") from None
-        if response.status_code >= 400:
-            await response.aread()
-            raise _remote_error(response, self.config.base_url)
-        return response
+            async with self._client().request(method, f"{self.base_url}/{path}", json=body, timeout=self._whole) as response:
+                if response.status >= 400:
+                    raise _remote_error(response.status, await response.read(), self.base_url)
+                return await response.json(content_type=None)
+        except asyncio.TimeoutError:
+            raise ProviderTimeoutError(f"{self.base_url} did not answer within {self.config.timeout_s:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(f"{self.base_url} is unreachable: {exc!r}") from None
 
     async def _stream(self, path: str, body: dict, model: str) -> AsyncIterator[dict]:
         try:
-            async with self._client.stream("POST", path, json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _remote_error(response, self.config.base_url)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+            async with self._client().post(f"{self.base_url}/{path}", json=body, timeout=self._streaming) as response:
+                if response.status >= 400:
+                    raise _remote_error(response.status, await response.read(), self.base_url)
+                async for line in response.content:
+                    if not line.startswith(b"data:"):
                         continue
                     payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if payload == b"[DONE]":
                         return
                     chunk = json.loads(payload)
                     if "error" in chunk:
-                        raise ProviderError(f"{self.config.base_url}: {_message(chunk)}")
+                        raise ProviderError(f"{self.base_url}: {_message(chunk)}")
                     chunk["model"] = model
                     yield chunk
-        except httpx.TimeoutException:
-            raise ProviderTimeoutError(f"{self.config.base_url} stopped answering mid-stream") from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"{self.config.base_url} failed mid-stream: {exc!r}") from None
-
-
-def _body(request, provider_model_id: str) -> dict:
-    body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
-    body["model"] = provider_model_id
-    return body
+        except asyncio.TimeoutError:
+            raise ProviderTimeoutError(f"{self.base_url} went silent for {self.config.timeout_s:g} s mid-stream") from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(f"{self.base_url} failed mid-stream: {exc!r}") from None
 
 
 def _message(data: Any) -> str:
@@ -120,12 +120,11 @@ def _message(data: Any) -> str:
     return str(data)
 
 
-def _remote_error(response: httpx.Response, base_url: str) -> APIError:
+def _remote_error(status: int, content: bytes, base_url: str) -> APIError:
     try:
-        message = _message(response.json())
+        message = _message(json.loads(content))
     except ValueError:
-        message = response.text[:500]
-    status = response.status_code
+        message = content[:500].decode(errors="replace")
     if status in (400, 422):
         return InvalidRequestError(f"{base_url} rejected the request: {message}")
     if status == 429:
