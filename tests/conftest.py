@@ -22,6 +22,9 @@ def serve_session(tmp_path_factory):
     apply_fast_serve_defaults()
     # Replicas of a deleted app drain for 30 s by default; tests redeploy, they need not wait.
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
+    # HAProxy's own ports, free ones so a server left running on this machine cannot collide.
+    os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+    os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     import ray
     from ray import serve
 

@@ -1,9 +1,13 @@
 """The graph with `remote::openai` in front of a loopback OpenAI-compatible server, through the
 official SDK: routing by model id, streaming, persistence of registrations, and errors."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
+import ray
 from ray import serve
 
 from bench.mock_openai import MockConfig, start_mock_server
@@ -19,6 +23,7 @@ CONFIG_MODELS = [
     {"model_id": "picky", "provider_id": "remote", "provider_model_id": "fail-400"},
     {"model_id": "drops", "provider_id": "remote", "provider_model_id": "drop-stream"},
     {"model_id": "slow", "provider_id": "impatient", "provider_model_id": "hang"},
+    {"model_id": "stuck", "provider_id": "doomed", "provider_model_id": "hang"},
     {"model_id": "gone", "provider_id": "down", "provider_model_id": "mock-model"},
     {"model_id": "mock-embed", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding"},
 ]
@@ -31,6 +36,7 @@ def run_config(base_url: str, state_dir) -> dict:
         "providers": {"inference": [
             {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
             {"provider_id": "impatient", "provider_type": "remote::openai", "config": {"base_url": base_url, "timeout_s": 1}, "deployment": small},
+            {"provider_id": "doomed", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
             {"provider_id": "down", "provider_type": "remote::openai", "config": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}, "deployment": small},
         ]},
         "registered_resources": {"models": CONFIG_MODELS},
@@ -156,6 +162,38 @@ def test_remote_faults_fail_that_request_only(http, client, model, status, error
     streamed = http.post("/v1/chat/completions", json={"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]})
     assert streamed.status_code == status
     assert client.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "x"}]).choices[0].message.content == REPLY
+
+
+def test_provider_replica_crash_fails_its_requests_only(http, client):
+    """A request in flight when its provider replica dies gets a 503; Serve replaces the replica."""
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(http.post, "/v1/chat/completions", json={"model": "stuck", "messages": [{"role": "user", "content": "x"}]})
+        replica = wait_for(lambda: _replica_actor("provider-doomed"))
+        time.sleep(1)  # let the request reach the replica
+        ray.kill(replica, no_restart=True)
+        response = in_flight.result(timeout=60)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["type"] == "service_unavailable"
+    assert client.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "x"}]).choices[0].message.content == REPLY
+    wait_for(lambda: _replica_actor("provider-doomed") not in (None, replica))
+
+
+def _replica_actor(deployment: str):
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == "serve" and f"#{deployment}#" in actor["name"]:
+            handle = ray.get_actor(actor["name"], namespace="serve")
+            return handle
+    return None
+
+
+def wait_for(condition, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError("condition not met")
 
 
 def test_stream_cut_mid_way_ends_with_an_error_event(client):

