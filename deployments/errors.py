@@ -1,6 +1,7 @@
 """Every error that leaves the ingress is an OpenAI-style body with the right status code."""
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,10 +40,29 @@ def as_api_error(exc: BaseException) -> APIError:
     return ProviderError(f"the provider failed: {type(cause or exc).__name__}: {cause or exc}")
 
 
+# Parts of a pydantic error location that name a union member's type, not a field.
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|constrained-\w+|[\w-]+\[.*\])$")
+_NAMED_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
+
+
 def _validation_param(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p != "body"]
-    # Drop the union/discriminator tags pydantic adds (e.g. "user", "function-after[...]").
-    return ".".join(p for p in parts if not p.startswith(("function-", "union[", "str", "list[", "constrained-")))
+    return ".".join(str(p) for p in loc if p != "body" and not _TYPE_TAG.match(str(p)))
+
+
+def _validation_message(errors: list[dict]) -> tuple[str | None, str]:
+    """The field and a message for the first problem. A value that fits no member of a union
+    lists what each member wanted; a cross-field check names its field as "field: why"."""
+    first = errors[0]
+    param = _validation_param(tuple(first.get("loc", ())))
+    if first.get("type") == "missing":
+        return param, f"missing required parameter '{param}'"
+    if not param:
+        message = first.get("msg", "invalid request").removeprefix("Value error, ")
+        named = _NAMED_FIELD.match(message)
+        return (named.group(1) if named else None), message
+    field = param.split(".")[0]
+    same_field = [e["msg"] for e in errors if _validation_param(tuple(e.get("loc", ()))).split(".")[0] == field]
+    return param, f"invalid value for '{param}': {'; '.join(list(dict.fromkeys(same_field))[:3])}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -52,16 +72,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        param = _validation_param(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
-            return error_response(400, f"request body is not valid JSON: {message}", "invalid_request_error")
-        if first.get("type") == "missing":
-            message = f"missing required parameter '{param}'"
-        elif param:
-            message = f"invalid value for '{param}': {message}"
-        return error_response(400, message, "invalid_request_error", param=param or None)
+        errors = exc.errors()
+        if errors[0].get("type") == "json_invalid":
+            return error_response(400, f"request body is not valid JSON: {errors[0].get('msg')}", "invalid_request_error")
+        param, message = _validation_message(errors)
+        return error_response(400, message, "invalid_request_error", param=param)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):

@@ -133,7 +133,19 @@ def test_bad_chat_requests_are_400_naming_the_field(http, body, param):
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert param in (error["param"] or "") + " " + error["message"]
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [({"model": "mock-embed", "input": []}, "input"), ({"model": "mock-embed", "input": ""}, "input"),
+     ({"model": "mock-embed", "input": "x", "encoding_format": "hex"}, "encoding_format"),
+     ({"input": "x"}, "model")],
+)
+def test_bad_embedding_requests_are_400_naming_the_field(http, body, param):
+    response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
 
 
 def test_bad_json_and_unknown_route_get_openai_error_bodies(http):
