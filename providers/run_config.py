@@ -128,9 +128,11 @@ class RegisteredResources(StrictModel):
 
 
 class ServerConfig(StrictModel):
+    """Where Serve's proxy listens when deployed from a generated serve config
+    (graphs/serve_config.py); `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000."""
+
     host: str = "0.0.0.0"
-    port: int = 8321
-    request_timeout_s: float = 600.0
+    port: int = Field(default=8000, ge=1, le=65535)
     ingress: DeploymentOptions = DeploymentOptions()
 
 

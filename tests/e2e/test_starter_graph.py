@@ -118,9 +118,10 @@ def test_completions_stream_and_not(client):
     assert streamed == whole.choices[0].text
 
 
-def test_prompt_longer_than_the_context_is_a_400(client):
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_longer_than_the_context_is_a_400(client, stream):
     with pytest.raises(openai.BadRequestError):
-        ask(client, "word " * 6000, max_tokens=4)
+        ask(client, "word " * 6000, max_tokens=4, stream=stream)
 
 
 def test_embeddings_rank_a_paraphrase_above_an_unrelated_text(client):

@@ -33,19 +33,3 @@ def test_user_options_merge_over_defaults_key_by_key():
 def test_fixed_replica_count_replaces_autoscaling():
     merged = merge_options(get_spec("remote::openai").deployment_defaults, DeploymentOptions(num_replicas=2))
     assert merged["num_replicas"] == 2 and "autoscaling_config" not in merged
-
-
-def test_serve_deploy_config_builds_from_a_shipped_run_config():
-    from pathlib import Path
-
-    import yaml
-    from ray.serve.schema import ServeDeploySchema
-
-    from graphs.builder import resolve_config_path
-    from providers.run_config import load_run_config
-
-    path = Path(__file__).parents[2] / "cluster" / "serve-starter.yaml"
-    schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
-    app = schema.applications[0]
-    assert app.import_path == "graphs.builder:build"
-    assert load_run_config(resolve_config_path(app.args["config"])).providers

@@ -8,8 +8,6 @@ import json
 import os
 from typing import Any, AsyncIterator
 
-from openai.types import Completion
-from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest as VLLMChatRequest
@@ -48,26 +46,21 @@ class VLLMProvider:
         return [ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})]
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
-        vllm_request = _validated(VLLMChatRequest, _body(request, self.model_name))
-        result = await _call(self._chat.create_chat_completion(vllm_request))
-        if isinstance(result, ErrorResponse):
-            raise _api_error(result)
-        if request.stream:
-            return await _primed(_chunks(result, request.model))
-        data = result.model_dump()
-        data["model"] = request.model
-        return ChatCompletion.model_validate(data)
+        return await self._generate(VLLMChatRequest, self._chat.create_chat_completion, request)
 
     async def completion(self, request: CompletionRequest, provider_model_id: str):
-        vllm_request = _validated(VLLMCompletionRequest, _body(request, self.model_name))
-        result = await _call(self._completion.create_completion(vllm_request))
+        return await self._generate(VLLMCompletionRequest, self._completion.create_completion, request)
+
+    async def _generate(self, request_type, handler, request: ChatCompletionRequest | CompletionRequest):
+        """Run one of vLLM's OpenAI handlers: a response dict, or chunk dicts for a stream."""
+        result = await _call(handler(_validated(request_type, _body(request, self.model_name))))
         if isinstance(result, ErrorResponse):
             raise _api_error(result)
         if request.stream:
-            return await _primed(_chunks(result, request.model))
-        data = result.model_dump()
+            return _chunks(result, request.model)
+        data = result.model_dump(mode="json")
         data["model"] = request.model
-        return Completion.model_validate(data)
+        return data
 
     async def health(self) -> dict[str, Any]:
         try:
@@ -167,23 +160,3 @@ async def _chunks(events: AsyncIterator[str], model: str) -> AsyncIterator[dict]
         raise _api_error(create_error_response(exc)) from None
     finally:
         await events.aclose()
-
-
-async def _primed(chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
-    """Wait for the first chunk before returning the stream, so errors vLLM only finds once the
-    request runs (a prompt longer than the context...) raise here, before any SSE is sent."""
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        first = None
-
-    async def replay() -> AsyncIterator[dict]:
-        try:
-            if first is not None:
-                yield first
-                async for chunk in chunks:
-                    yield chunk
-        finally:
-            await chunks.aclose()
-
-    return replay()
