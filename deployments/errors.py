@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import exceptions as ray_exceptions
+from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException
 
 from providers.api.errors import APIError, ProviderError, ServiceUnavailableError
@@ -34,10 +35,13 @@ def as_api_error(exc: BaseException) -> APIError:
         return exc
     if isinstance(exc, (ray_exceptions.ActorDiedError, ray_exceptions.ActorUnavailableError, ray_exceptions.RayActorError)):
         return ServiceUnavailableError("the provider replica serving this request is unavailable; retry shortly")
-    if exc.__class__.__name__ == "BackPressureError":
+    if isinstance(exc, BackPressureError):
         return ServiceUnavailableError("the provider is at capacity; retry shortly", code="backpressure")
-    logger.exception("provider call failed", exc_info=exc)
-    return ProviderError(f"the provider failed: {type(cause or exc).__name__}: {cause or exc}")
+    if isinstance(exc, ray_exceptions.RayTaskError):
+        logger.warning("provider call failed: %r", cause or exc)
+        return ProviderError(f"the provider failed: {type(cause or exc).__name__}: {cause or exc}")
+    logger.exception("request failed in the ingress", exc_info=exc)
+    return APIError("internal error in the ingress; see the ingress replica's log")
 
 
 # Parts of a pydantic error location that name a union member's type, not a field.
