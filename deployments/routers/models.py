@@ -21,7 +21,7 @@ async def register_model(request: RegisterModelRequest, gateway: Gateway = Depen
 
 @router.get("/{model_id:path}")
 async def get_model(model_id: str, gateway: Gateway = Depends(gateway_of)):
-    return (await gateway.models.get(model_id)).to_openai()
+    return (await gateway.models.get(model_id, fresh=True)).to_openai()
 
 
 @router.delete("/{model_id:path}")

@@ -11,8 +11,9 @@ _PREFIX = "model:"
 
 
 class ModelRegistry:
-    """Reads go through a short-lived cache; a miss always re-reads the store, so a model
-    registered on another replica is found at once and a deletion is seen within `ttl_s`."""
+    """Request routing reads through a short-lived cache; a miss always re-reads the store, so a
+    model registered on another replica is found at once, and a deletion reaches routing within
+    `ttl_s` (the models API itself always reads the store)."""
 
     def __init__(self, store: KVStore, ttl_s: float = 1.0):
         self.store = store
@@ -34,8 +35,9 @@ class ModelRegistry:
     async def list(self) -> list[Model]:
         return sorted((await self._reload()).values(), key=lambda m: m.identifier)
 
-    async def get(self, model_id: str) -> Model:
-        model = (await self._models()).get(model_id)
+    async def get(self, model_id: str, *, fresh: bool = False) -> Model:
+        """The model `model_id`; `fresh` reads the store instead of the cache."""
+        model = None if fresh else (await self._models()).get(model_id)
         if model is None:
             model = (await self._reload()).get(model_id)
         if model is None:

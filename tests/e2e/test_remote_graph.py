@@ -44,7 +44,7 @@ def run_config(base_url: str, state_dir) -> dict:
             "backends": {"kv": {"type": "kv_sqlite", "db_path": f"{state_dir}/kv.db"}},
             "stores": {"metadata": {"backend": "kv", "namespace": "registry"}},
         },
-        "server": {"ingress": {"ray_actor_options": {"num_cpus": 0}}},
+        "server": {"ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}}},
     }
 
 
@@ -216,13 +216,15 @@ def test_stream_cut_mid_way_ends_with_an_error_event(client):
 
 
 def test_register_use_and_delete_a_model_at_run_time(http, client):
+    """The ingress runs two replicas: what one registers or deletes, every request sees."""
     created = http.post("/v1/models", json={"model_id": "team/alias", "provider_id": "remote", "provider_model_id": "mock-model"})
     assert created.status_code == 200, created.text
-    assert "team/alias" in {m.id for m in client.models.list()}
-    assert client.chat.completions.create(model="team/alias", messages=[{"role": "user", "content": "x"}]).model == "team/alias"
+    for _ in range(6):
+        assert "team/alias" in {m.id for m in client.models.list()}
+        assert client.chat.completions.create(model="team/alias", messages=[{"role": "user", "content": "x"}]).model == "team/alias"
     assert http.post("/v1/models", json={"model_id": "team/alias", "provider_id": "remote"}).status_code == 409
     assert client.models.delete("team/alias").deleted
-    assert http.get("/v1/models/team/alias").status_code == 404
+    assert all(http.get("/v1/models/team/alias").status_code == 404 for _ in range(6))
 
 
 def test_registration_errors_name_the_field(http):
