@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -264,9 +264,14 @@ def _check_provider_configs(config: RunConfig) -> None:
                 raise ConfigError("invalid provider config:\n  " + "\n  ".join(problems)) from None
 
 
+# Error locations name the union member they tried (a backend's type, a store reference's class);
+# users know only the keys they wrote.
+_UNION_TAGS = {get_args(m.model_fields["type"].annotation)[0] for m in get_args(get_args(StorageBackend)[0])} | {
+    KVStoreRef.__name__, SQLStoreRef.__name__}
+
+
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and (part.startswith("function-") or part in {
-        "kv_sqlite", "kv_redis", "sql_sqlite", "KVStoreRef", "SQLStoreRef"})
+    return isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS)
 
 
 def load_run_config(path: str | Path, environ: dict[str, str] | None = None) -> RunConfig:
