@@ -11,7 +11,7 @@ from deployments.gateway import Gateway
 from deployments.routers import inference, inspect, models
 from providers.resources.models import ModelRegistry
 from providers.run_config import RunConfig
-from providers.storage import open_kvstore
+from providers.storage import Storage
 
 INGRESS_DEFAULTS: dict[str, Any] = {
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64},
@@ -34,12 +34,12 @@ class Ingress:
 
     async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any]):
         config = RunConfig.model_validate(run_config)
-        self.metadata_store = open_kvstore(config.storage, "metadata")
-        self.gateway = Gateway(config, handles, ModelRegistry(self.metadata_store))
+        self.storage = Storage(config.storage)
+        self.gateway = Gateway(config, handles, ModelRegistry(self.storage.kv("metadata")))
         await self.gateway.seed_models()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)
 
     async def __del__(self):
-        await self.metadata_store.close()
+        await self.storage.close()

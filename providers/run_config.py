@@ -41,8 +41,30 @@ class SqliteSQLBackend(StrictModel):
     db_path: str
 
 
+class PostgresConnection(StrictModel):
+    """A PostgreSQL database and the connection pool each process keeps to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    db: str = "raystack"
+    user: str = "postgres"
+    password: str = ""
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=20, ge=0)
+    pool_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class PostgresKVBackend(PostgresConnection):
+    type: Literal["kv_postgres"]
+
+
+class PostgresSQLBackend(PostgresConnection):
+    type: Literal["sql_postgres"]
+
+
 StorageBackend = Annotated[
-    Union[SqliteKVBackend, RedisKVBackend, SqliteSQLBackend], Field(discriminator="type")
+    Union[SqliteKVBackend, RedisKVBackend, PostgresKVBackend, SqliteSQLBackend, PostgresSQLBackend],
+    Field(discriminator="type"),
 ]
 
 

@@ -4,7 +4,8 @@ from typing import Protocol
 
 
 class KVStore(Protocol):
-    """String keys to string values inside one namespace."""
+    """String keys to string values inside one namespace; connections belong to the process's
+    `Storage`, which closes them."""
 
     async def get(self, key: str) -> str | None: ...
 
@@ -17,5 +18,3 @@ class KVStore(Protocol):
     async def items_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
         """All (key, value) pairs whose key starts with `prefix`, ordered by key."""
         ...
-
-    async def close(self) -> None: ...

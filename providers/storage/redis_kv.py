@@ -4,9 +4,9 @@ import redis.asyncio as redis
 
 
 class RedisKVStore:
-    def __init__(self, url: str, namespace: str):
+    def __init__(self, client: redis.Redis, namespace: str):
         self.namespace = namespace
-        self._client = redis.from_url(url, decode_responses=True)
+        self._client = client
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
@@ -21,12 +21,14 @@ class RedisKVStore:
         return await self._client.delete(self._key(key)) > 0
 
     async def items_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
-        keys = sorted([k async for k in self._client.scan_iter(match=self._key(prefix) + "*")])
+        pattern = _glob_escape(self._key(prefix)) + "*"
+        keys = sorted([k async for k in self._client.scan_iter(match=pattern, count=500)])
         if not keys:
             return []
         values = await self._client.mget(keys)
         start = len(self.namespace) + 1
         return [(k[start:], v) for k, v in zip(keys, values) if v is not None]
 
-    async def close(self) -> None:
-        await self._client.aclose()
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

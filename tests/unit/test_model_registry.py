@@ -5,27 +5,27 @@ import pytest
 from providers.api.errors import ConflictError, NotFoundError
 from providers.api.models import Model
 from providers.resources.models import ModelRegistry
-from providers.storage.redis_kv import RedisKVStore
-from providers.storage.sqlite_kv import SqliteKVStore
+from providers.storage import Storage
+from tests.unit.test_kvstore import storage_for
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def make_store(request, tmp_path):
-    stores = []
+    """Stores on one backend, each from its own Storage, as separate replicas would have."""
+    first = storage_for(request.param, tmp_path)
+    storages = [first]
 
     def make():
-        if request.param == "sqlite":
-            store = SqliteKVStore(str(tmp_path / "kv.db"), "registry")
-        else:
-            store = RedisKVStore("redis://127.0.0.1:6379/0", f"test-{tmp_path.name}")
-        stores.append(store)
-        return store
+        storage = Storage(first.config)
+        storages.append(storage)
+        return storage.kv("metadata")
 
     yield make
-    for key, _ in await stores[0].items_with_prefix(""):
-        await stores[0].delete(key)
-    for store in stores:
-        await store.close()
+    store = first.kv("metadata")
+    for key, _ in await store.items_with_prefix(""):
+        await store.delete(key)
+    for storage in storages:
+        await storage.close()
 
 
 async def test_registered_model_is_seen_by_another_registry_and_after_reopen(make_store):
