@@ -32,9 +32,7 @@ def create_engine(backend: SqliteKVBackend | SqliteSQLBackend | PostgresConnecti
 
 def _sqlite_engine(path: Path) -> AsyncEngine:
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
-        f"sqlite+aiosqlite:///{path}", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    )
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _wal_and_busy_timeout(connection, _record):

@@ -26,43 +26,45 @@ class SqlKVStore:
         self._ready = asyncio.Lock()
         self._created = False
 
-    async def _table(self) -> Table:
+    async def _ensure_table(self) -> None:
+        """Create the table once per store; after that, no lock on the request path."""
+        if self._created:
+            return
         async with self._ready:
             if not self._created:
                 async with self.engine.begin() as conn:
                     await conn.run_sync(_metadata.create_all, checkfirst=True)
                 self._created = True
-        return KV_TABLE
 
     async def get(self, key: str) -> str | None:
-        table = await self._table()
+        await self._ensure_table()
         async with self.engine.connect() as conn:
             row = await conn.execute(
-                select(table.c.value).where(table.c.namespace == self.namespace, table.c.key == key)
+                select(KV_TABLE.c.value).where(KV_TABLE.c.namespace == self.namespace, KV_TABLE.c.key == key)
             )
             return row.scalar_one_or_none()
 
     async def set(self, key: str, value: str) -> None:
-        table = await self._table()
-        statement = self._insert(table).values(namespace=self.namespace, key=key, value=value)
+        await self._ensure_table()
+        statement = self._insert(KV_TABLE).values(namespace=self.namespace, key=key, value=value)
         statement = statement.on_conflict_do_update(index_elements=["namespace", "key"], set_={"value": value})
         async with self.engine.begin() as conn:
             await conn.execute(statement)
 
     async def delete(self, key: str) -> bool:
-        table = await self._table()
+        await self._ensure_table()
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                delete(table).where(table.c.namespace == self.namespace, table.c.key == key)
+                delete(KV_TABLE).where(KV_TABLE.c.namespace == self.namespace, KV_TABLE.c.key == key)
             )
             return result.rowcount > 0
 
     async def items_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
-        table = await self._table()
+        await self._ensure_table()
         query = (
-            select(table.c.key, table.c.value)
-            .where(table.c.namespace == self.namespace, table.c.key.startswith(prefix, autoescape=True))
-            .order_by(table.c.key)
+            select(KV_TABLE.c.key, KV_TABLE.c.value)
+            .where(KV_TABLE.c.namespace == self.namespace, KV_TABLE.c.key.startswith(prefix, autoescape=True))
+            .order_by(KV_TABLE.c.key)
         )
         async with self.engine.connect() as conn:
             return [(k, v) for k, v in await conn.execute(query)]
