@@ -60,3 +60,18 @@ class ServiceUnavailableError(APIError):
 class RateLimitError(APIError):
     status_code = 429
     error_type = "rate_limit_error"
+
+
+class AuthenticationError(APIError):
+    """No credentials, or credentials that do not verify (OpenAI answers these with a 401)."""
+
+    status_code = 401
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "invalid_api_key"):
+        super().__init__(message, param=param, code=code)
+
+
+class PermissionDeniedError(APIError):
+    status_code = 403
+    error_type = "permission_error"

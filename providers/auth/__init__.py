@@ -1,0 +1,1 @@
+"""Authentication: a bearer token in, an identity (principal + attributes) out."""
