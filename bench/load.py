@@ -60,6 +60,7 @@ class LoadResult:
     ttft_ms: Percentiles | None
     server_cpu_s: float
     client_cpu_s: float
+    ok_total: int = 0  # successful requests in the whole run, warm-up and tail included
 
     @property
     def rps(self) -> float:
@@ -110,9 +111,11 @@ class _Window:
         self.latencies: list[float] = []
         self.ttfts: list[float] = []
         self.errors: Counter[str] = Counter()
+        self.ok_total = 0
 
     def record(self, sent: float, ttft: float | None, error: str | None) -> None:
         done = time.perf_counter()
+        self.ok_total += error is None
         if not self.start <= done <= self.end:
             return
         if error is not None:
@@ -196,6 +199,7 @@ async def _load(spec: LoadSpec) -> LoadResult:
         ttft_ms=Percentiles.of(window.ttfts),
         server_cpu_s=server_cpu_s,
         client_cpu_s=client_cpu_s,
+        ok_total=window.ok_total,
     )
 
 

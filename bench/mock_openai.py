@@ -33,6 +33,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -211,6 +212,7 @@ class MockServer:
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task] = set()
         self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:8]  # ids stay unique across servers and restarts, as a real API's are
         self._server: asyncio.Server | None = None
 
     async def listen(self, host: str, port: int) -> int:
@@ -293,7 +295,7 @@ class MockServer:
         conn.send(200, _dumps({"object": "list", "data": data, "model": body.get("model"), "usage": usage}))
 
     def _head(self, prefix: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"id": f"{prefix}-mock{next(self._ids)}", "object": kind, "created": int(time.time()),
+        return {"id": f"{prefix}-{self._id_prefix}{next(self._ids)}", "object": kind, "created": int(time.time()),
                 "model": body.get("model")}
 
     def _stream(self, conn: _Connection, body: dict[str, Any], events: list[bytes], content: range) -> None:

@@ -6,11 +6,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from providers.api.errors import InvalidRequestError, NotFoundError
+from providers.access import AccessPolicy, Identity
+from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from providers.api.inference import ProviderModel
 from providers.api.models import Model, RegisterModelRequest
+from providers.auth.authenticators import Authenticator
 from providers.resources.models import ModelRegistry
 from providers.run_config import ProviderEntry, RunConfig
+from providers.storage.inference_store import InferenceStore
 
 logger = logging.getLogger("ray.serve")
 
@@ -23,9 +26,17 @@ class ProviderRoute:
 
 
 class Gateway:
-    def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry):
+    """Provider handles, the model routing table, the inference store (None when not configured),
+    the authenticator (None when authentication is off) and the access policy."""
+
+    def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
+                 inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
+                 policy: AccessPolicy | None = None):
         self.run_config = run_config
         self.models = models
+        self.inference_store = inference_store
+        self.authenticator = authenticator
+        self.policy = policy or AccessPolicy()
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()
@@ -59,7 +70,28 @@ class Gateway:
             if existing is None or existing.model_copy(update={"created": 0}) != model:
                 await self.models.register(model, replace=True)
 
-    async def register_model(self, request: RegisterModelRequest) -> Model:
+    def may(self, user: Identity | None, action: str, model: Model) -> bool:
+        return self.policy.allows(user, action, "model", model.identifier, model.owner)
+
+    async def model_for(self, user: Identity | None, model_id: str, *, fresh: bool = False) -> Model:
+        """The model `model_id` if `user` may read it; one they may not read is not found."""
+        model = await self.models.get(model_id, fresh=fresh)
+        if not self.may(user, "read", model):
+            raise NotFoundError(f"Model '{model_id}' not found", param="model", code="model_not_found")
+        return model
+
+    async def visible_models(self, user: Identity | None) -> list[Model]:
+        return [m for m in await self.models.list() if self.may(user, "read", m)]
+
+    async def unregister_model(self, user: Identity | None, model_id: str) -> None:
+        model = await self.model_for(user, model_id, fresh=True)
+        if not self.may(user, "delete", model):
+            raise PermissionDeniedError(f"not allowed to delete model '{model_id}'", param="model_id")
+        await self.models.unregister(model_id)
+
+    async def register_model(self, user: Identity | None, request: RegisterModelRequest) -> Model:
+        if not self.policy.allows(user, "create", "model", request.model_id, user):
+            raise PermissionDeniedError(f"not allowed to register model '{request.model_id}'", param="model_id")
         provider_id = request.provider_id or self._only_inference_provider()
         route = self.provider(provider_id)
         if route.api != "inference":
@@ -84,6 +116,7 @@ class Gateway:
             provider_resource_id=provider_model_id,
             model_type=model_type or "llm",
             metadata=metadata,
+            owner=user,
         )
         return await self.models.register(model)
 

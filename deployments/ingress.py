@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
 
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
-from deployments.routers import inference, inspect, models
+from deployments.routers import inference, inspect, models, stored_completions
+from providers.access import AccessPolicy
+from providers.auth.authenticators import build_authenticator
 from providers.resources.models import ModelRegistry
 from providers.run_config import RunConfig
 from providers.storage import Storage
+from providers.storage.inference_store import InferenceStore
+
+logger = logging.getLogger("ray.serve")
 
 INGRESS_DEFAULTS: dict[str, Any] = {
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64},
     "max_ongoing_requests": 256,
     "ray_actor_options": {"num_cpus": 0.25},
+    # Long enough for the inference store's queue to be written out (WriteBehindQueue.close: 20 s).
+    "graceful_shutdown_timeout_s": 30,
 }
 
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, models, inspect):
+    for module in (inference, stored_completions, models, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -35,11 +43,28 @@ class Ingress:
     async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any]):
         config = RunConfig.model_validate(run_config)
         self.storage = Storage(config.storage)
-        self.gateway = Gateway(config, handles, ModelRegistry(self.storage.kv("metadata")))
+        policy = AccessPolicy(config.server.access_policy)
+        inference_store = None
+        if "inference" in config.storage.stores:
+            engine, _ = self.storage.sql("inference")
+            inference_store = InferenceStore(engine, config.storage.stores["inference"], policy)
+            await inference_store.create_table()
+        self.gateway = Gateway(
+            config, handles, ModelRegistry(self.storage.kv("metadata")), inference_store=inference_store,
+            authenticator=build_authenticator(config.server.auth), policy=policy,
+        )
         await self.gateway.seed_models()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)
 
     async def __del__(self):
+        """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
+        stored records still queued are written before the connections close."""
+        store = self.gateway.inference_store
+        if store is not None:
+            await store.close()
+            logger.info("inference store closed: %d records written, %d lost", store.queue.written, store.queue.lost)
+        if self.gateway.authenticator is not None:
+            await self.gateway.authenticator.close()
         await self.storage.close()

@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from providers.access.policy import AccessRule
+from providers.auth.config import AuthConfig, AuthProvider
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -74,12 +77,21 @@ class KVStoreRef(StrictModel):
 
 
 class SQLStoreRef(StrictModel):
+    """A table on a sql backend. Stores that record traffic (inference) write through a
+    write-behind queue: `max_write_queue_size` records wait at most, then requests wait for room;
+    `num_writers` tasks per process drain it."""
+
     backend: str
     table_name: str
+    max_write_queue_size: int = Field(default=10_000, ge=1)
+    num_writers: int = Field(default=4, ge=1)
 
 
 # Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
-STORE_FAMILIES: dict[str, str] = {"metadata": "kv", "inference": "sql"}
+STORE_FAMILIES: dict[str, str] = {
+    "metadata": "kv", "prompts": "kv", "jobs": "kv",
+    "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql",
+}
 
 
 class StorageConfig(StrictModel):
@@ -151,11 +163,15 @@ class RegisteredResources(StrictModel):
 
 class ServerConfig(StrictModel):
     """Where Serve's proxy listens when deployed from a generated serve config
-    (graphs/serve_config.py); `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000."""
+    (graphs/serve_config.py; `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000), who may
+    call it (`auth`, off when absent) and what each caller may touch (`access_policy`, the default
+    policy of providers/access/policy.py when empty)."""
 
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=1, le=65535)
     ingress: DeploymentOptions = DeploymentOptions()
+    auth: AuthConfig | None = None
+    access_policy: list[AccessRule] = []
 
 
 class RunConfig(StrictModel):
@@ -215,7 +231,11 @@ def substitute_env(text: str, environ: dict[str, str] | None = None, *, where: s
 
 def _walk_substitute(node: Any, environ: dict[str, str] | None, where: str) -> Any:
     if isinstance(node, dict):
-        return {k: _walk_substitute(v, environ, f"{where}.{k}") for k, v in node.items()}
+        return {
+            substitute_env(k, environ, where=f"{where}.{k}".lstrip(".")) if isinstance(k, str) else k:
+            _walk_substitute(v, environ, f"{where}.{k}")
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_walk_substitute(v, environ, f"{where}.{i}") for i, v in enumerate(node)]
     if isinstance(node, str):
@@ -288,7 +308,11 @@ def _check_provider_configs(config: RunConfig) -> None:
 
 # Error locations name the union member they tried (a backend's type, a store reference's class);
 # users know only the keys they wrote.
-_UNION_TAGS = {get_args(m.model_fields["type"].annotation)[0] for m in get_args(get_args(StorageBackend)[0])} | {
+def _type_tags(union: Any) -> set[str]:
+    return {get_args(m.model_fields["type"].annotation)[0] for m in get_args(get_args(union)[0])}
+
+
+_UNION_TAGS = _type_tags(StorageBackend) | _type_tags(AuthProvider) | {
     KVStoreRef.__name__, SQLStoreRef.__name__}
 
 

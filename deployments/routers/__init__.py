@@ -3,8 +3,24 @@
 from fastapi import Request
 
 from deployments.gateway import Gateway
+from providers.access import Identity
+from providers.api.errors import AuthenticationError
 
 
 async def gateway_of(request: Request) -> Gateway:
     """Async on purpose: FastAPI would run a plain function in a worker thread on every request."""
     return request.app.state.gateway
+
+
+async def user_of(request: Request) -> Identity | None:
+    """The caller's identity from `Authorization: Bearer <token>`; None when authentication is off.
+    FastAPI runs it once per request however many dependencies name it."""
+    authenticator = request.app.state.gateway.authenticator
+    if authenticator is None:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing bearer token: send the header 'Authorization: Bearer <token>'")
+    headers = {k: v for k, v in request.headers.items() if k not in ("authorization", "cookie")}
+    context = {"method": request.method, "path": request.url.path, "headers": headers}
+    return await authenticator.authenticate(token.strip(), context)

@@ -1,30 +1,32 @@
-"""GET/POST /v1/models, GET/DELETE /v1/models/{model_id}."""
+"""GET/POST /v1/models, GET/DELETE /v1/models/{model_id}: each caller sees the models it may read."""
 
 from fastapi import APIRouter, Depends
 
 from deployments.gateway import Gateway
-from deployments.routers import gateway_of
+from deployments.routers import gateway_of, user_of
+from providers.access import Identity
 from providers.api.models import RegisterModelRequest
 
 router = APIRouter(prefix="/v1/models", tags=["Models"])
 
 
 @router.get("")
-async def list_models(gateway: Gateway = Depends(gateway_of)):
-    return {"object": "list", "data": [m.to_openai() for m in await gateway.models.list()]}
+async def list_models(gateway: Gateway = Depends(gateway_of), user: Identity | None = Depends(user_of)):
+    return {"object": "list", "data": [m.to_openai() for m in await gateway.visible_models(user)]}
 
 
 @router.post("")
-async def register_model(request: RegisterModelRequest, gateway: Gateway = Depends(gateway_of)):
-    return (await gateway.register_model(request)).to_openai()
+async def register_model(request: RegisterModelRequest, gateway: Gateway = Depends(gateway_of),
+                         user: Identity | None = Depends(user_of)):
+    return (await gateway.register_model(user, request)).to_openai()
 
 
 @router.get("/{model_id:path}")
-async def get_model(model_id: str, gateway: Gateway = Depends(gateway_of)):
-    return (await gateway.models.get(model_id, fresh=True)).to_openai()
+async def get_model(model_id: str, gateway: Gateway = Depends(gateway_of), user: Identity | None = Depends(user_of)):
+    return (await gateway.model_for(user, model_id, fresh=True)).to_openai()
 
 
 @router.delete("/{model_id:path}")
-async def unregister_model(model_id: str, gateway: Gateway = Depends(gateway_of)):
-    await gateway.models.unregister(model_id)
+async def unregister_model(model_id: str, gateway: Gateway = Depends(gateway_of), user: Identity | None = Depends(user_of)):
+    await gateway.unregister_model(user, model_id)
     return {"id": model_id, "object": "model", "deleted": True}

@@ -4,6 +4,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from providers.access.identity import Identity
+
 ModelType = Literal["llm", "embedding", "rerank"]
 
 
@@ -17,6 +19,7 @@ class Model(BaseModel):
     metadata: dict[str, Any] = {}
     type: Literal["model"] = "model"
     created: int = 0
+    owner: Identity | None = None  # who registered it; None for models from the run config
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI model object, carrying Llama Stack's fields too so both SDKs read it."""

@@ -156,3 +156,41 @@ def test_starter_config_loads_with_and_without_openai_key():
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
+
+
+def test_static_tokens_come_from_the_environment():
+    data = minimal(server={"auth": {"provider_config": {"type": "static_tokens", "tokens": {
+        "${env.TEAM_TOKEN}": {"principal": "ci", "attributes": {"teams": "ml"}}}}}})
+    config = parse_run_config(data, "t", {"TEAM_TOKEN": "s3cret"})
+    assert config.server.auth.provider_config.tokens["s3cret"].attributes == {"teams": ["ml"]}
+
+
+def test_auth_config_errors_name_the_key():
+    data = minimal(server={"auth": {"provider_config": {"type": "oauth2_token", "jwks": {"uri": "http://idp/jwks"}}}})
+    with pytest.raises(ConfigError) as err:
+        parse_run_config(data, "t")
+    assert "server.auth.provider_config.audience" in str(err.value)
+    data = minimal(server={"auth": {"provider_config": {"type": "kerberos"}}})
+    with pytest.raises(ConfigError, match="server.auth.provider_config"):
+        parse_run_config(data, "t")
+
+
+def test_a_bad_access_rule_names_its_position_and_the_problem():
+    data = minimal(server={"access_policy": [
+        {"permit": {"actions": ["read"]}, "when": "user is owner"},
+        {"permit": {"actions": ["read"]}, "when": "user is very important"},
+    ]})
+    with pytest.raises(ConfigError) as err:
+        parse_run_config(data, "t")
+    assert "server.access_policy.1" in str(err.value) and "unknown condition" in str(err.value)
+
+
+def test_inference_store_must_be_a_table_with_queue_settings():
+    data = minimal()
+    data["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": "/tmp/y.db"}
+    data["storage"]["stores"]["inference"] = {"backend": "kv", "namespace": "inference"}
+    with pytest.raises(ConfigError, match="storage.stores.inference needs a sql backend"):
+        parse_run_config(data, "t")
+    data["storage"]["stores"]["inference"] = {"backend": "sql", "table_name": "chat", "num_writers": 0}
+    with pytest.raises(ConfigError, match="storage.stores.inference.num_writers"):
+        parse_run_config(data, "t")

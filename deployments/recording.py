@@ -1,0 +1,93 @@
+"""Hands chat completions to the inference store: whole answers at once, streams once they end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from providers.access.identity import Identity
+from providers.api.inference import ChatCompletionRequest
+from providers.storage.inference_store import InferenceStore
+
+
+class CompletionRecording:
+    """One chat completion on its way to the store, with the request's input messages and owner."""
+
+    def __init__(self, store: InferenceStore, request: ChatCompletionRequest, owner: Identity | None):
+        self.store = store
+        self.owner = owner
+        self.input_messages = [m.model_dump(exclude_none=True) for m in request.messages]
+        self.model = request.model
+        self.stream = StreamedCompletion()
+
+    async def save(self, completion: dict[str, Any]) -> None:
+        """Queue a whole completion; waits only when the store's queue is full."""
+        await self.store.queue.put(self.store.row(completion, self.input_messages, self.owner))
+
+    def feed(self, sse_text: str) -> None:
+        self.stream.feed(sse_text)
+
+    def finish_stream(self, incomplete_reason: str | None) -> None:
+        """Queue what the stream delivered. Called from a `finally` that may be cancelled (the client
+        left), so it never awaits; a stream cut short is stored marked with `incomplete_details`."""
+        completion = self.stream.completion(self.model, incomplete_reason)
+        if completion is not None:
+            self.store.queue.put_soon(self.store.row(completion, self.input_messages, self.owner))
+
+
+class StreamedCompletion:
+    """Rebuilds a chat.completion from the SSE text of its chunks."""
+
+    def __init__(self):
+        self.head: dict[str, Any] | None = None
+        self.usage: dict[str, Any] | None = None
+        self.choices: dict[int, dict[str, Any]] = {}
+
+    def feed(self, sse_text: str) -> None:
+        for line in sse_text.splitlines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                continue
+            if self.head is None:
+                self.head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint", "service_tier") if k in chunk}
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                self._merge(choice)
+
+    def _merge(self, choice: dict[str, Any]) -> None:
+        slot = self.choices.setdefault(choice["index"], {"content": [], "tool_calls": {}, "finish_reason": None, "logprobs": []})
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            slot["content"].append(delta["content"])
+        for call in delta.get("tool_calls") or []:
+            merged = slot["tool_calls"].setdefault(call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            merged["id"] = call.get("id") or merged["id"]
+            function = call.get("function") or {}
+            merged["function"]["name"] += function.get("name") or ""
+            merged["function"]["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            slot["finish_reason"] = choice["finish_reason"]
+        if (choice.get("logprobs") or {}).get("content"):
+            slot["logprobs"].extend(choice["logprobs"]["content"])
+
+    def completion(self, model: str, incomplete_reason: str | None) -> dict[str, Any] | None:
+        if self.head is None:
+            return None
+        choices = []
+        for index, slot in sorted(self.choices.items()):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(slot["content"]) or None}
+            if slot["tool_calls"]:
+                message["tool_calls"] = [call for _, call in sorted(slot["tool_calls"].items())]
+            choices.append({
+                "index": index, "message": message, "finish_reason": slot["finish_reason"],
+                "logprobs": {"content": slot["logprobs"]} if slot["logprobs"] else None,
+            })
+        completion = {"object": "chat.completion", **self.head, "model": model, "choices": choices}
+        if self.usage is not None:
+            completion["usage"] = self.usage
+        if incomplete_reason is not None:
+            completion["incomplete_details"] = {"reason": incomplete_reason}
+        return completion

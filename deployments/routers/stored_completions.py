@@ -1,0 +1,57 @@
+"""GET /v1/chat/completions[/{id}[/messages]], DELETE /v1/chat/completions/{id}: the inference store."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from deployments.gateway import Gateway
+from deployments.routers import gateway_of, user_of
+from providers.access import Identity
+from providers.api.errors import InvalidRequestError, NotFoundError
+from providers.storage.inference_store import InferenceStore
+
+router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Order = Literal["asc", "desc"]
+
+
+async def store_of(gateway: Gateway = Depends(gateway_of)) -> InferenceStore:
+    if gateway.inference_store is None:
+        raise NotFoundError("chat completions are not stored: the run config declares no 'inference' store")
+    return gateway.inference_store
+
+
+@router.get("")
+async def list_chat_completions(after: str | None = None, limit: Limit = 20, model: str | None = None, order: Order = "asc",
+                                store: InferenceStore = Depends(store_of), user: Identity | None = Depends(user_of)):
+    return await store.list(user, after=after, limit=limit, model=model, order=order)
+
+
+@router.get("/{completion_id}")
+async def get_chat_completion(completion_id: str, store: InferenceStore = Depends(store_of),
+                              user: Identity | None = Depends(user_of)):
+    return await store.get(user, completion_id)
+
+
+@router.get("/{completion_id}/messages")
+async def list_chat_completion_messages(completion_id: str, after: str | None = None, limit: Limit = 20, order: Order = "asc",
+                                        store: InferenceStore = Depends(store_of), user: Identity | None = Depends(user_of)):
+    """The input messages, each with the id `<completion id>-<position>` (OpenAI's shape)."""
+    messages = [{"id": f"{completion_id}-{i}", **m} for i, m in enumerate((await store.get(user, completion_id))["input_messages"])]
+    if order == "desc":
+        messages.reverse()
+    ids = [m["id"] for m in messages]
+    if after is not None and after not in ids:
+        raise InvalidRequestError(f"no message '{after}' in chat completion '{completion_id}'", param="after")
+    start = ids.index(after) + 1 if after is not None else 0
+    page = messages[start:start + limit]
+    return {"object": "list", "data": page, "has_more": start + limit < len(messages),
+            "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
+
+
+@router.delete("/{completion_id}")
+async def delete_chat_completion(completion_id: str, store: InferenceStore = Depends(store_of),
+                                 user: Identity | None = Depends(user_of)):
+    await store.delete(user, completion_id)
+    return {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}

@@ -1,0 +1,245 @@
+"""The graph with authentication, access control and the inference store, on SQLite and on
+PostgreSQL + Redis: who sees which models and completions, what is stored, and what survives a
+restart. Two ingress replicas share the state; the remote is a loopback OpenAI mock."""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+from ray import serve
+
+from bench.mock_openai import MockConfig, start_mock_server
+from graphs.builder import build_app
+from providers.run_config import parse_run_config
+from tests.e2e.test_remote_graph import wait_for
+from tests.unit.test_kvstore import POSTGRES
+
+REPLY = "Stored answers are kept."
+TOKENS = {
+    "tok-alice": {"principal": "alice", "attributes": {"teams": ["red"]}},
+    "tok-carol": {"principal": "carol", "attributes": {"teams": ["red"]}},
+    "tok-bob": {"principal": "bob", "attributes": {"teams": ["green"]}},
+    "tok-admin": {"principal": "root", "attributes": {"roles": ["admin"]}},
+}
+POLICY = [
+    {"permit": {"actions": ["create", "read", "update", "delete"]}, "when": "user with admin in roles"},
+    {"permit": {"actions": ["create"]}},
+    {"permit": {"actions": ["read", "update", "delete"]}, "when": "user is owner"},
+    {"permit": {"actions": ["read"]}, "when": "user in owners teams"},
+    {"permit": {"actions": ["read"]}, "when": "resource is unowned"},
+]
+
+
+def storage_config(backend: str, state_dir) -> dict:
+    suffix = uuid.uuid4().hex[:10]
+    if backend == "sqlite":
+        backends = {"kv": {"type": "kv_sqlite", "db_path": f"{state_dir}/kv.db"},
+                    "sql": {"type": "sql_sqlite", "db_path": f"{state_dir}/sql.db"}}
+    else:
+        backends = {"kv": {"type": "kv_redis", "url": "redis://127.0.0.1:6379/0"}, "sql": {**POSTGRES, "type": "sql_postgres"}}
+    return {"backends": backends, "stores": {
+        "metadata": {"backend": "kv", "namespace": f"registry-{suffix}"},
+        "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}"},
+    }}
+
+
+def run_config(base_url: str, slow_url: str, storage: dict) -> dict:
+    small = {"ray_actor_options": {"num_cpus": 0}}
+    return {
+        "apis": ["inference", "models", "inspect"],
+        "providers": {"inference": [
+            {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
+            {"provider_id": "slow", "provider_type": "remote::openai", "config": {"base_url": slow_url}, "deployment": small},
+        ]},
+        "registered_resources": {"models": [
+            {"model_id": "shared", "provider_id": "remote", "provider_model_id": "mock-model"},
+            {"model_id": "slow", "provider_id": "slow", "provider_model_id": "mock-model"},
+        ]},
+        "storage": storage,
+        "server": {
+            "ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}},
+            "auth": {"provider_config": {"type": "static_tokens", "tokens": TOKENS}},
+            "access_policy": POLICY,
+        },
+    }
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
+def graph(request, serve_session, tmp_path_factory):
+    base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=4))
+    slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3))
+    storage = storage_config(request.param, tmp_path_factory.mktemp("state"))
+    config = parse_run_config(run_config(base_url, slow_url, storage), "test")
+    serve.run(build_app(config), name="shared-state", route_prefix="/")
+    yield config
+    serve.delete("shared-state")
+    stop_mock()
+    stop_slow()
+
+
+def as_user(base_url: str, token: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=token, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def users(serve_session, graph) -> dict[str, openai.OpenAI]:
+    return {name: as_user(serve_session, f"tok-{name}") for name in ("alice", "carol", "bob", "admin")}
+
+
+@pytest.fixture
+def http(serve_session, graph):
+    with httpx.Client(base_url=serve_session, timeout=30) as http:
+        yield http
+
+
+def ask(client: openai.OpenAI, model: str = "shared", **kwargs):
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Who keeps answers?"}], **kwargs)
+
+
+def stored(client: openai.OpenAI, completion_id: str) -> dict:
+    """A completion once it is stored (the store writes behind the response, within milliseconds)."""
+    def found():
+        try:
+            return client.chat.completions.retrieve(completion_id)
+        except openai.NotFoundError:
+            return None
+    return wait_for(found, timeout_s=10).model_dump()
+
+
+def test_requests_without_a_valid_token_are_401_but_health_is_open(http):
+    for path in ("/v1/models", "/v1/chat/completions", "/v1/providers"):
+        response = http.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "invalid_api_key"
+    response = http.post("/v1/chat/completions", json={"model": "shared", "messages": []}, headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401 and "invalid bearer token" in response.json()["error"]["message"]
+    with pytest.raises(openai.AuthenticationError):
+        ask(as_user(str(http.base_url).rstrip("/"), "forged"))
+    assert http.get("/v1/health").json() == {"status": "OK"}
+    assert http.get("/v1/version").status_code == 200
+
+
+def test_a_completion_is_stored_with_its_input_and_owner(users):
+    reply = ask(users["alice"], metadata={"ticket": "T-1"})
+    record = stored(users["alice"], reply.id)
+    assert record["choices"][0]["message"]["content"] == REPLY
+    assert record["input_messages"] == [{"role": "user", "content": "Who keeps answers?"}]
+    assert record["usage"]["total_tokens"] == reply.usage.total_tokens
+    messages = users["alice"].chat.completions.messages.list(reply.id)
+    assert [m.content for m in messages.data] == ["Who keeps answers?"]
+
+
+def test_store_false_is_not_stored(users):
+    reply = ask(users["alice"], store=False)
+    marker = ask(users["alice"])
+    stored(users["alice"], marker.id)
+    with pytest.raises(openai.NotFoundError):
+        users["alice"].chat.completions.retrieve(reply.id)
+
+
+def test_a_stream_is_stored_once_whole(users):
+    chunks = list(ask(users["bob"], stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    record = stored(users["bob"], chunks[0].id)
+    assert text == REPLY and record["choices"][0]["message"]["content"] == REPLY
+    assert record["choices"][0]["finish_reason"] == "stop"
+    assert record["usage"]["completion_tokens"] == chunks[-1].usage.completion_tokens
+    assert "incomplete_details" not in record
+
+
+def test_a_stream_the_client_leaves_is_stored_as_far_as_it_went(serve_session, users):
+    with httpx.Client(base_url=serve_session, timeout=30, headers={"Authorization": "Bearer tok-carol"}) as http:
+        with http.stream("POST", "/v1/chat/completions", json={
+                "model": "slow", "stream": True, "messages": [{"role": "user", "content": "count"}]}) as response:
+            first = next(line for line in response.iter_lines() if line.startswith("data: "))
+    completion_id = httpx.Response(200, content=first[6:]).json()["id"]
+    record = stored(users["carol"], completion_id)
+    assert record["incomplete_details"] == {"reason": "client_disconnected"}
+    assert len(record["choices"][0]["message"]["content"] or "") < len("one two three four five six")
+
+
+def listed_ids(client: openai.OpenAI, **kwargs) -> list[str]:
+    return [c.id for c in client.chat.completions.list(limit=100, **kwargs).data]
+
+
+def test_access_matrix_for_chat_completions(serve_session, users):
+    mine = {name: ask(users[name]).id for name in ("alice", "bob")}
+    for completion_id in mine.values():
+        stored(users["admin"], completion_id)
+    # read
+    assert users["carol"].chat.completions.retrieve(mine["alice"]).id == mine["alice"], "teammates read"
+    for reader, other in (("bob", "alice"), ("alice", "bob")):
+        with pytest.raises(openai.NotFoundError):
+            users[reader].chat.completions.retrieve(mine[other])
+    # list: only what each may read, and the page size counts only that
+    assert mine["alice"] in listed_ids(users["alice"]) and mine["bob"] not in listed_ids(users["alice"])
+    assert mine["bob"] in listed_ids(users["bob"]) and mine["alice"] not in listed_ids(users["bob"])
+    assert {mine["alice"], mine["bob"]} <= set(listed_ids(users["admin"]))
+    bob_total = len(listed_ids(users["bob"]))
+    page = users["bob"].chat.completions.list(limit=bob_total)
+    assert len(page.data) == bob_total and not page.has_more
+    # anonymous: nothing at all
+    for path in ("/v1/chat/completions", f"/v1/chat/completions/{mine['alice']}"):
+        assert httpx.get(f"{serve_session}{path}").status_code == 401
+    assert httpx.delete(f"{serve_session}/v1/chat/completions/{mine['alice']}").status_code == 401
+    # delete
+    with pytest.raises(openai.NotFoundError):
+        users["bob"].chat.completions.delete(mine["alice"])
+    with pytest.raises(openai.PermissionDeniedError):
+        users["carol"].chat.completions.delete(mine["alice"])
+    assert users["admin"].chat.completions.delete(mine["bob"]).deleted
+    assert users["alice"].chat.completions.delete(mine["alice"]).deleted
+    with pytest.raises(openai.NotFoundError):
+        users["admin"].chat.completions.retrieve(mine["alice"])
+
+
+def model_ids(client: openai.OpenAI) -> set[str]:
+    return {m.id for m in client.models.list()}
+
+
+def test_access_matrix_for_models(serve_session, users, http):
+    def register(name: str, model_id: str):
+        return http.post("/v1/models", headers={"Authorization": f"Bearer tok-{name}"},
+                         json={"model_id": model_id, "provider_id": "remote", "provider_model_id": "mock-model"})
+
+    assert register("alice", "alice-model").status_code == 200
+    assert register("bob", "bob-model").status_code == 200
+    assert http.post("/v1/models", json={"model_id": "anon-model", "provider_id": "remote"}).status_code == 401
+    # read and list
+    assert {"shared", "alice-model"} <= model_ids(users["alice"]) and "bob-model" not in model_ids(users["alice"])
+    assert "alice-model" in model_ids(users["carol"])
+    assert "alice-model" not in model_ids(users["bob"])
+    assert {"shared", "alice-model", "bob-model"} <= model_ids(users["admin"])
+    with pytest.raises(openai.NotFoundError):
+        users["bob"].models.retrieve("alice-model")
+    with pytest.raises(openai.NotFoundError):
+        ask(users["bob"], model="alice-model")
+    assert ask(users["carol"], model="alice-model").choices[0].message.content == REPLY
+    # delete
+    with pytest.raises(openai.NotFoundError):
+        users["bob"].models.delete("alice-model")
+    with pytest.raises(openai.PermissionDeniedError):
+        users["alice"].models.delete("shared")
+    with pytest.raises(openai.PermissionDeniedError):
+        users["carol"].models.delete("alice-model")
+    assert users["admin"].models.delete("bob-model").deleted
+    assert users["alice"].models.delete("alice-model").deleted
+    assert "alice-model" not in model_ids(users["admin"])
+
+
+def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
+    assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
+                     json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: ask(users["bob"], model="kept").id, range(40)))
+    serve.delete("shared-state")  # the ingress replicas write out their queues as they stop
+    serve.run(build_app(graph), name="shared-state", route_prefix="/")
+    bob = users["bob"]
+    listed = set(listed_ids(bob, model="kept"))
+    assert listed == set(ids), f"{len(set(ids) - listed)} of {len(ids)} completions lost"
+    assert bob.models.retrieve("kept").id == "kept"
+    for completion_id in ids[:10]:  # reads spread over both ingress replicas
+        assert bob.chat.completions.retrieve(completion_id).model == "kept"
