@@ -2,9 +2,14 @@
 PostgreSQL + Redis: who sees which models and completions, what is stored, and what survives a
 restart. Two ingress replicas share the state; the remote is a loopback OpenAI mock."""
 
-import time
+import asyncio
+import sqlite3
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import asyncpg
 
 import httpx
 import openai
@@ -243,3 +248,52 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     assert bob.models.retrieve("kept").id == "kept"
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
+
+
+@contextmanager
+def writes_blocked(config):
+    """Holds a lock on the inference store's table that lets readers in and keeps writers waiting."""
+    ref = config.storage.stores["inference"]
+    backend = config.storage.backends[ref.backend]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_sqlite():
+        connection = sqlite3.connect(backend.db_path, isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait()
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    async def hold_postgres():
+        connection = await asyncpg.connect(host=backend.host, port=backend.port, user=backend.user, database=backend.db)
+        async with connection.transaction():
+            await connection.execute(f'LOCK TABLE "{ref.table_name}" IN EXCLUSIVE MODE')
+            locked.set()
+            await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        await connection.close()
+
+    holder = threading.Thread(target=hold_sqlite if backend.type == "sql_sqlite" else lambda: asyncio.run(hold_postgres()))
+    holder.start()
+    locked.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_blocked_database_delays_no_answer_and_shutdown_writes_what_waited(graph, users):
+    """Writes wait behind a lock while every answer goes out; deleting the application while they
+    still wait loses none of them: the ingress replicas write their queues out as they stop."""
+    with writes_blocked(graph) as release:
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda _: ask(users["alice"]).id, range(24)))
+        assert not set(ids) & set(listed_ids(users["alice"])), "every answer came back while its record waited"
+        deleting = threading.Thread(target=serve.delete, args=("shared-state",))
+        deleting.start()
+        wait_for(lambda: serve.status().applications.get("shared-state") is None
+                 or serve.status().applications["shared-state"].status == "DELETING", timeout_s=30)
+    deleting.join()
+    serve.run(build_app(graph), name="shared-state", route_prefix="/")
+    assert set(ids) <= set(listed_ids(users["alice"])), "completions queued at shutdown were lost"
