@@ -1,10 +1,11 @@
 """The inference store under load: no failed writes, no lost records, and what storing costs.
 
     python -m bench.store [--concurrency 50] [--duration 60] [--backends sqlite postgres] [--stream]
-                          [--postgres-db test] [--plot PATH]
+                          [--rounds 1] [--postgres-db test] [--plot PATH]
 
 Starts the loopback mock and a local Ray, then runs the same closed-loop load three ways through a
-graph with two ingress replicas: the store off, the store on SQLite, the store on PostgreSQL.
+graph with two ingress replicas: the store off, the store on SQLite, the store on PostgreSQL;
+`--rounds` repeats the three in turn (run-to-run noise on a small machine is ~10% of RPS).
 After each run with the store on, the graph is deleted (its replicas write out their queues as they
 stop) and the rows of the run's own table are counted against the 200 responses the clients saw.
 """
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
     parser.add_argument("--postgres-db", default="test")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--plot", metavar="PATH")
     args = parser.parse_args(argv)
 
@@ -139,9 +141,11 @@ def main(argv: list[str] | None = None) -> None:
         mode = "streaming" if args.stream else "non-streaming"
         print(f"{mode}, {args.concurrency} clients, {args.duration:g} s per run, two ingress replicas")
         runs = []
-        for label, backend in [("store off", None)] + [(f"store {b}", b) for b in args.backends]:
-            runs.append(measure(label, backend, mock.base_url, port, args, workdir))
-            print(f"{label}: {runs[-1].load.ok_total} responses, rows {runs[-1].rows}", flush=True)
+        for round_no in range(1, args.rounds + 1):
+            for label, backend in [("store off", None)] + [(f"store {b}", b) for b in args.backends]:
+                label = label if args.rounds == 1 else f"{round_no} {label}"
+                runs.append(measure(label, backend, mock.base_url, port, args, workdir))
+                print(f"{label}: {runs[-1].load.ok_total} responses, rows {runs[-1].rows}", flush=True)
     report(runs)
     if args.plot:
         plot(runs, args.plot, f"inference store, {mode}, {args.concurrency} clients")

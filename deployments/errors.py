@@ -50,7 +50,8 @@ _NAMED_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
 def _validation_param(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if p != "body" and not _TYPE_TAG.match(str(p)))
+    where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(str(p) for p in where if not _TYPE_TAG.match(str(p)))
 
 
 def _validation_message(errors: list[dict]) -> tuple[str | None, str]:

@@ -1,6 +1,8 @@
 """One FastAPI router per API; handlers stay thin and call the gateway."""
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from deployments.gateway import Gateway
 from providers.access import Identity
@@ -24,3 +26,7 @@ async def user_of(request: Request) -> Identity | None:
     headers = {k: v for k, v in request.headers.items() if k not in ("authorization", "cookie")}
     context = {"method": request.method, "path": request.url.path, "headers": headers}
     return await authenticator.authenticate(token.strip(), context)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+UserDep = Annotated[Identity | None, Depends(user_of)]

@@ -3,13 +3,13 @@
 import json
 from typing import AsyncIterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from deployments.errors import api_error_response, as_api_error
 from deployments.gateway import Gateway
 from deployments.recording import CompletionRecording
-from deployments.routers import gateway_of, user_of
+from deployments.routers import GatewayDep, UserDep
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["Inference"])
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: ChatCompletionRequest, gateway: Gateway = Depends(gateway_of),
-                           user: Identity | None = Depends(user_of)):
+async def chat_completions(request: ChatCompletionRequest, gateway: GatewayDep,
+                           user: UserDep):
     recording = None
     if gateway.inference_store is not None and request.store is not False:
         recording = CompletionRecording(gateway.inference_store, request, user)
@@ -27,14 +27,14 @@ async def chat_completions(request: ChatCompletionRequest, gateway: Gateway = De
 
 
 @router.post("/completions")
-async def completions(request: CompletionRequest, gateway: Gateway = Depends(gateway_of),
-                      user: Identity | None = Depends(user_of)):
+async def completions(request: CompletionRequest, gateway: GatewayDep,
+                      user: UserDep):
     return await _run(gateway, user, request, "completion", "llm")
 
 
 @router.post("/embeddings")
-async def embeddings(request: EmbeddingRequest, gateway: Gateway = Depends(gateway_of),
-                     user: Identity | None = Depends(user_of)):
+async def embeddings(request: EmbeddingRequest, gateway: GatewayDep,
+                     user: UserDep):
     return await _run(gateway, user, request, "embeddings", "embedding")
 
 

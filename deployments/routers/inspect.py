@@ -6,8 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
 
-from deployments.gateway import Gateway, ProviderRoute
-from deployments.routers import gateway_of, user_of
+from deployments.gateway import ProviderRoute
+from deployments.routers import GatewayDep, user_of
 
 router = APIRouter(prefix="/v1", tags=["Inspect"])
 # Health and version stay open with authentication on; the rest needs a valid token.
@@ -32,20 +32,20 @@ async def get_version():
 
 
 @router.get("/providers", dependencies=signed_in)
-async def list_providers(gateway: Gateway = Depends(gateway_of)):
+async def list_providers(gateway: GatewayDep):
     routes = list(gateway.providers.values())
     healths = await asyncio.gather(*(gateway.provider_health(r.entry.provider_id) for r in routes))
     return {"data": [_provider_info(r, h) for r, h in zip(routes, healths)]}
 
 
 @router.get("/providers/{provider_id}", dependencies=signed_in)
-async def get_provider(provider_id: str, gateway: Gateway = Depends(gateway_of)):
+async def get_provider(provider_id: str, gateway: GatewayDep):
     route = gateway.provider(provider_id)
     return _provider_info(route, await gateway.provider_health(provider_id))
 
 
 @router.get("/inspect/routes", dependencies=signed_in)
-async def list_routes(request: Request, gateway: Gateway = Depends(gateway_of)):
+async def list_routes(request: Request, gateway: GatewayDep):
     data = []
     for route in request.app.routes:
         if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):

@@ -4,9 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from deployments.gateway import Gateway
-from deployments.routers import gateway_of, user_of
-from providers.access import Identity
+from deployments.routers import GatewayDep, UserDep
 from providers.api.errors import InvalidRequestError, NotFoundError
 from providers.storage.inference_store import InferenceStore
 
@@ -16,27 +14,29 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 
 
-async def store_of(gateway: Gateway = Depends(gateway_of)) -> InferenceStore:
+async def store_of(gateway: GatewayDep) -> InferenceStore:
     if gateway.inference_store is None:
         raise NotFoundError("chat completions are not stored: the run config declares no 'inference' store")
     return gateway.inference_store
 
 
+StoreDep = Annotated[InferenceStore, Depends(store_of)]
+
+
 @router.get("")
-async def list_chat_completions(after: str | None = None, limit: Limit = 20, model: str | None = None, order: Order = "asc",
-                                store: InferenceStore = Depends(store_of), user: Identity | None = Depends(user_of)):
+async def list_chat_completions(store: StoreDep, user: UserDep, after: str | None = None, limit: Limit = 20,
+                                model: str | None = None, order: Order = "asc"):
     return await store.list(user, after=after, limit=limit, model=model, order=order)
 
 
 @router.get("/{completion_id}")
-async def get_chat_completion(completion_id: str, store: InferenceStore = Depends(store_of),
-                              user: Identity | None = Depends(user_of)):
+async def get_chat_completion(completion_id: str, store: StoreDep, user: UserDep):
     return await store.get(user, completion_id)
 
 
 @router.get("/{completion_id}/messages")
-async def list_chat_completion_messages(completion_id: str, after: str | None = None, limit: Limit = 20, order: Order = "asc",
-                                        store: InferenceStore = Depends(store_of), user: Identity | None = Depends(user_of)):
+async def list_chat_completion_messages(completion_id: str, store: StoreDep, user: UserDep, after: str | None = None,
+                                        limit: Limit = 20, order: Order = "asc"):
     """The input messages, each with the id `<completion id>-<position>` (OpenAI's shape)."""
     messages = [{"id": f"{completion_id}-{i}", **m} for i, m in enumerate((await store.get(user, completion_id))["input_messages"])]
     if order == "desc":
@@ -51,7 +51,7 @@ async def list_chat_completion_messages(completion_id: str, after: str | None = 
 
 
 @router.delete("/{completion_id}")
-async def delete_chat_completion(completion_id: str, store: InferenceStore = Depends(store_of),
-                                 user: Identity | None = Depends(user_of)):
+async def delete_chat_completion(completion_id: str, store: StoreDep,
+                                 user: UserDep):
     await store.delete(user, completion_id)
     return {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}

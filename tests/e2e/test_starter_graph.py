@@ -12,6 +12,8 @@ import pytest
 import ray
 from ray import serve
 
+from tests.e2e.test_remote_graph import wait_for
+
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
 
@@ -49,6 +51,18 @@ def test_streamed_chat_with_usage(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "paris" in text.lower()
     assert not chunks[-1].choices and chunks[-1].usage.completion_tokens > 0
+
+
+def test_chats_are_stored_as_the_engine_answered_them(client):
+    reply = ask(client, "Name a colour.", max_tokens=12)
+    chunks = list(ask(client, "Name a fruit.", max_tokens=12, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    for completion_id, text, question in [(reply.id, reply.choices[0].message.content, "Name a colour."),
+                                          (chunks[0].id, streamed, "Name a fruit.")]:
+        record = wait_for(lambda: next((c for c in client.chat.completions.list(model=CHAT, order="desc", limit=100)
+                                        if c.id == completion_id), None), timeout_s=10)
+        assert record.choices[0].message.content == text
+        assert record.model_extra["input_messages"] == [{"role": "user", "content": question}]
 
 
 def test_n_and_max_tokens(client):

@@ -13,7 +13,7 @@ import numpy as np
 
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import EmbeddingRequest, ProviderModel
-from providers.inline.sentence_transformers.config import EmbeddingModelSpec, SentenceTransformersConfig
+from providers.inline.sentence_transformers.config import SentenceTransformersConfig
 
 
 def packaged_minilm_path() -> str:
