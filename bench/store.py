@@ -55,12 +55,13 @@ def run_config(mock_url: str, workdir: str, backend: str | None, table: str, pos
 async def count_and_drop(storage_config, table: str) -> int:
     from sqlalchemy import func, select
 
+    from providers.access import AccessPolicy
     from providers.storage import Storage
-    from providers.storage.inference_store import completions_table
+    from providers.storage.inference_store import InferenceStore
 
     storage = Storage(storage_config)
     engine, _ = storage.sql("inference")
-    rows_table = completions_table(table)
+    rows_table = InferenceStore(engine, storage_config.stores["inference"], AccessPolicy()).table
     async with engine.begin() as conn:
         rows = (await conn.execute(select(func.count()).select_from(rows_table))).scalar_one()
         await conn.run_sync(rows_table.metadata.drop_all)

@@ -22,7 +22,7 @@ class CompletionRecording:
 
     async def save(self, completion: dict[str, Any]) -> None:
         """Queue a whole completion; waits only when the store's queue is full."""
-        await self.store.queue.put(self.store.row(completion, self.input_messages, self.owner))
+        await self.store.queue.put(self.store.completion_row(completion, self.input_messages, self.owner))
 
     def feed(self, sse_text: str) -> None:
         self.stream.feed(sse_text)
@@ -32,7 +32,7 @@ class CompletionRecording:
         left), so it never awaits; a stream cut short is stored marked with `incomplete_details`."""
         completion = self.stream.completion(self.model, incomplete_reason)
         if completion is not None:
-            self.store.queue.put_soon(self.store.row(completion, self.input_messages, self.owner))
+            self.store.queue.put_soon(self.store.completion_row(completion, self.input_messages, self.owner))
 
 
 class StreamedCompletion:

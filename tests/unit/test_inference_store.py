@@ -53,7 +53,7 @@ def completion(n: int, model: str = "m1", created: int = 1_700_000_000) -> dict:
 
 
 async def put(store: InferenceStore, n: int, owner: Identity | None = None, **kwargs) -> None:
-    await store.queue.put(store.row(completion(n, **kwargs), [{"role": "user", "content": f"question {n}"}], owner))
+    await store.queue.put(store.completion_row(completion(n, **kwargs), [{"role": "user", "content": f"question {n}"}], owner))
 
 
 async def flushed(store: InferenceStore) -> None:
@@ -91,14 +91,14 @@ async def test_listing_pages_in_both_orders_and_filters_by_model(store):
     assert err.value.param == "after"
 
 
-async def test_same_second_completions_page_without_gaps_or_repeats(store):
-    for n in range(5):
-        await store.queue.put(store.row({**completion(n), "created": 1_700_000_000}, [], None))
+async def test_same_second_completions_list_in_the_order_they_came(store):
+    made = [f"chatcmpl-{uuid.uuid4().hex}" for _ in range(5)]
+    for completion_id in made:
+        await store.queue.put(store.completion_row({**completion(0), "id": completion_id, "created": 1_700_000_000}, [], None))
     await flushed(store)
     first = await store.list(None, after=None, limit=2, model=None, order="desc")
     second = await store.list(None, after=first["last_id"], limit=10, model=None, order="desc")
-    ids = [r["id"] for r in first["data"] + second["data"]]
-    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5
+    assert [r["id"] for r in first["data"] + second["data"]] == made[::-1]
 
 
 async def test_owners_and_teammates_see_records_others_do_not(store):
@@ -133,7 +133,7 @@ async def test_a_full_queue_makes_writers_wait_and_loses_nothing(tmp_path):
     storage = make_storage("sqlite", tmp_path, max_write_queue_size=2, num_writers=1)
     store = await open_store(storage)
     release = asyncio.Event()
-    write = store._write
+    write = store.insert
 
     async def slow_write(rows):
         await release.wait()
@@ -149,7 +149,7 @@ async def test_a_full_queue_makes_writers_wait_and_loses_nothing(tmp_path):
     assert not blocked.done(), "the fourth record waits for room instead of being dropped"
     release.set()
     await blocked
-    store.queue.put_soon(store.row(completion(4), [], None))
+    store.queue.put_soon(store.completion_row(completion(4), [], None))
     await store.close()
     listed = await store.list(None, after=None, limit=10, model=None, order="asc")
     assert [r["id"] for r in listed["data"]] == [f"chatcmpl-{n:03d}" for n in range(5)]
@@ -160,7 +160,7 @@ async def test_failed_writes_are_retried_until_they_land(tmp_path):
     storage = make_storage("sqlite", tmp_path)
     store = await open_store(storage)
     failures = 3
-    write = store._write
+    write = store.insert
 
     async def flaky_write(rows):
         nonlocal failures

@@ -1,0 +1,131 @@
+"""A SQL table of JSON records, each with its owner; reads filter by the access policy in the
+query, so a list pages and counts only what the caller may read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Literal
+
+from sqlalchemy import (BigInteger, Column, Index, MetaData, String, Table, Text, and_, delete, false, or_,
+                        select, true)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from providers.access.identity import Identity
+from providers.access.policy import AccessPolicy, OwnerColumns, Predicate
+from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class OwnedRecords:
+    """`resource_type` names the records in access rules (`<type>::<id glob>`); `noun` names one
+    in errors; `filter_columns` are extra indexed string columns lists can filter on."""
+
+    def __init__(self, engine: AsyncEngine, table_name: str, policy: AccessPolicy, *, resource_type: str,
+                 noun: str, id_param: str, filter_columns: tuple[str, ...] = ()):
+        self.engine = engine
+        self.policy = policy
+        self.resource_type = resource_type
+        self.noun = noun
+        self.id_param = id_param
+        self.filter_columns = filter_columns
+        self.table = Table(
+            table_name, MetaData(),
+            Column("id", String(255), primary_key=True),
+            Column("created_us", BigInteger, nullable=False),  # when stored, in microseconds: the list order
+            *[Column(name, String(512), nullable=False) for name in filter_columns],
+            Column("owner_principal", String(255)),
+            Column("owner_tags", Text),
+            Column("owner", Text),
+            Column("record", Text, nullable=False),
+            Index(f"ix_{table_name}_created_id", "created_us", "id"),
+        )
+        self._insert = _INSERTS[engine.dialect.name]
+        self._columns = OwnerColumns(self.table.c.id, self.table.c.owner_principal, self.table.c.owner_tags)
+
+    async def create_table(self) -> None:
+        """Create the table if missing; replicas starting together may race, and one of them wins."""
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(self.table.metadata.create_all, checkfirst=True)
+                return
+            except DBAPIError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    def row(self, record: dict[str, Any], owner: Identity | None, **filters: str) -> dict[str, Any]:
+        """The row of `record`, ordered in lists by the time this is called."""
+        return {
+            "id": record["id"],
+            "created_us": time.time_ns() // 1000,
+            **filters,
+            "owner_principal": owner.principal if owner else None,
+            "owner_tags": owner.tags() if owner else None,
+            "owner": owner.model_dump_json() if owner else None,
+            "record": json.dumps(record),
+        }
+
+    async def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows; an id already stored is left as it is, so a retried batch is harmless."""
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert(self.table).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+    def _visible(self, user: Identity | None):
+        predicate: Predicate = self.policy.sql_filter(user, "read", self.resource_type, self._columns)
+        return true() if predicate is True else false() if predicate is False else predicate
+
+    async def list(self, user: Identity | None, *, after: str | None, limit: int, order: Literal["asc", "desc"],
+                   **filters: str | None) -> dict[str, Any]:
+        t = self.table
+        query = select(t.c.record).where(self._visible(user))
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(t.c[name] == value)
+        async with self.engine.connect() as conn:
+            if after is not None:
+                cursor = (await conn.execute(select(t.c.created_us, t.c.id).where(t.c.id == after, self._visible(user)))).first()
+                if cursor is None:
+                    raise InvalidRequestError(f"no {self.noun} '{after}' to list after", param="after")
+                query = query.where(_beyond(t.c.created_us, t.c.id, cursor, order))
+            ordering = (t.c.created_us.asc(), t.c.id.asc()) if order == "asc" else (t.c.created_us.desc(), t.c.id.desc())
+            rows = (await conn.execute(query.order_by(*ordering).limit(limit + 1))).scalars().all()
+        data = [json.loads(r) for r in rows[:limit]]
+        return {
+            "object": "list", "data": data, "has_more": len(rows) > limit,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
+        }
+
+    async def get(self, user: Identity | None, record_id: str) -> dict[str, Any]:
+        t = self.table
+        async with self.engine.connect() as conn:
+            record = (await conn.execute(select(t.c.record).where(t.c.id == record_id, self._visible(user)))).scalar()
+        if record is None:
+            raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
+        return json.loads(record)
+
+    async def delete(self, user: Identity | None, record_id: str) -> dict[str, Any]:
+        """Delete and return the record. Only what the user can read can be found; what they can
+        read but not delete is a 403."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(select(t.c.owner, t.c.record).where(t.c.id == record_id, self._visible(user)))).first()
+            if found is None:
+                raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
+            owner = Identity.model_validate_json(found.owner) if found.owner else None
+            if not self.policy.allows(user, "delete", self.resource_type, record_id, owner):
+                raise PermissionDeniedError(f"not allowed to delete {self.noun} '{record_id}'", param=self.id_param)
+            await conn.execute(delete(t).where(t.c.id == record_id))
+        return json.loads(found.record)
+
+
+def _beyond(created_col, id_col, cursor, order: str):
+    """Rows after the cursor row in (created_us, id) order."""
+    if order == "asc":
+        return or_(created_col > cursor.created_us, and_(created_col == cursor.created_us, id_col > cursor.id))
+    return or_(created_col < cursor.created_us, and_(created_col == cursor.created_us, id_col < cursor.id))
