@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from providers.access import AccessPolicy, Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
@@ -14,6 +14,9 @@ from providers.auth.authenticators import Authenticator
 from providers.resources.models import ModelRegistry
 from providers.run_config import ProviderEntry, RunConfig
 from providers.storage.inference_store import InferenceStore
+
+if TYPE_CHECKING:
+    from deployments.files import FileService
 
 logger = logging.getLogger("ray.serve")
 
@@ -26,8 +29,8 @@ class ProviderRoute:
 
 
 class Gateway:
-    """Provider handles, the model routing table, the inference store (None when not configured),
-    the authenticator (None when authentication is off) and the access policy."""
+    """Provider handles, the model routing table, the inference store and the file service (None
+    when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -37,6 +40,7 @@ class Gateway:
         self.inference_store = inference_store
         self.authenticator = authenticator
         self.policy = policy or AccessPolicy()
+        self.files: FileService | None = None
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()

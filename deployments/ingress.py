@@ -9,13 +9,16 @@ from fastapi import FastAPI
 
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
-from deployments.routers import inference, inspect, models, stored_completions
+from deployments.files import FileService
+from deployments.routers import files, inference, inspect, models, stored_completions
 from providers.access import AccessPolicy
 from providers.auth.authenticators import build_authenticator
+from providers.registry import get_spec
 from providers.resources.models import ModelRegistry
 from providers.run_config import RunConfig
 from providers.storage import Storage
 from providers.storage.inference_store import InferenceStore
+from providers.storage.owned_records import OwnedRecords
 
 logger = logging.getLogger("ray.serve")
 
@@ -30,7 +33,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, inspect):
+    for module in (inference, stored_completions, models, files, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -53,7 +56,18 @@ class Ingress:
             config, handles, ModelRegistry(self.storage.kv("metadata")), inference_store=inference_store,
             authenticator=build_authenticator(config.server.auth), policy=policy,
         )
+        if config.providers.get("files"):
+            self.gateway.files = await self._file_service(config, policy)
         await self.gateway.seed_models()
+
+    async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:
+        entry = config.providers["files"][0]
+        engine, table_name = self.storage.sql("files")
+        records = OwnedRecords(engine, table_name, policy, resource_type="file", noun="file", id_param="file_id",
+                               filter_columns=("purpose",))
+        await records.create_table()
+        max_bytes = get_spec(entry.provider_type).parse_config(entry.config).max_file_size_bytes
+        return FileService(records, self.gateway.call, entry.provider_id, max_bytes)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)

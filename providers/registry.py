@@ -21,6 +21,14 @@ class ProviderSpec:
     config_class: str
     description: str
     deployment_defaults: dict[str, Any] = field(default_factory=dict)
+    single_replica: str | None = None  # why the provider cannot run more than one replica
+
+    def check_replicas(self, num_replicas: int | None, autoscaling: dict[str, Any] | None) -> None:
+        """Raise ValueError when the options ask a single-replica provider for more."""
+        wanted = max(num_replicas or 1, int((autoscaling or {}).get("max_replicas", 1)))
+        if self.single_replica and wanted > 1:
+            raise ValueError(f"{self.provider_type} runs as one replica ({self.single_replica}); "
+                             f"num_replicas and autoscaling_config.max_replicas must be 1, not {wanted}")
 
     def config_model(self) -> type[BaseModel]:
         module_name, _, class_name = self.config_class.partition(":")
@@ -80,6 +88,18 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
             "max_ongoing_requests": 256,
             "ray_actor_options": {"num_cpus": 0},
         },
+    ),
+)
+
+PROVIDER_SPECS += (
+    ProviderSpec(
+        provider_type="inline::localfs",
+        api="files",
+        module="providers.inline.localfs",
+        config_class="providers.inline.localfs.config:LocalFSConfig",
+        description="File bytes in a directory (a shared filesystem on a cluster)",
+        deployment_defaults={"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0}},
+        single_replica="its directory belongs to one node",
     ),
 )
 

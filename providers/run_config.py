@@ -176,7 +176,7 @@ class ServerConfig(StrictModel):
 
 class RunConfig(StrictModel):
     version: int = 1
-    apis: list[Literal["inference", "models", "inspect", "providers"]]
+    apis: list[Literal["inference", "models", "files", "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -199,6 +199,10 @@ class RunConfig(StrictModel):
                 )
         if "metadata" not in self.storage.stores:
             raise ValueError("storage.stores.metadata: a metadata store is required")
+        if len(self.providers.get("files", [])) > 1:
+            raise ValueError("providers.files: one files provider at most")
+        if self.providers.get("files") and "files" not in self.storage.stores:
+            raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
         return self
 
     def provider_entries(self) -> list[tuple[str, ProviderEntry]]:
@@ -299,6 +303,10 @@ def _check_provider_configs(config: RunConfig) -> None:
                 raise ConfigError(f"{where}.provider_type: {exc.args[0]}") from None
             if spec.api != api:
                 raise ConfigError(f"{where}.provider_type: {entry.provider_type} serves api '{spec.api}', not '{api}'")
+            try:
+                spec.check_replicas(entry.deployment.num_replicas, entry.deployment.autoscaling_config)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.deployment: {exc}") from None
             try:
                 spec.parse_config(entry.config)
             except ValidationError as exc:

@@ -75,3 +75,8 @@ class AuthenticationError(APIError):
 class PermissionDeniedError(APIError):
     status_code = 403
     error_type = "permission_error"
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+    error_type = "invalid_request_error"

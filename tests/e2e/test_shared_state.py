@@ -48,17 +48,25 @@ def storage_config(backend: str, state_dir) -> dict:
     return {"backends": backends, "stores": {
         "metadata": {"backend": "kv", "namespace": f"registry-{suffix}"},
         "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}"},
+        "files": {"backend": "sql", "table_name": f"files_{suffix}"},
     }}
 
 
-def run_config(base_url: str, slow_url: str, storage: dict) -> dict:
+MAX_FILE_BYTES = 64 * 1024
+
+
+def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "inspect"],
-        "providers": {"inference": [
-            {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
-            {"provider_id": "slow", "provider_type": "remote::openai", "config": {"base_url": slow_url}, "deployment": small},
-        ]},
+        "apis": ["inference", "models", "files", "inspect"],
+        "providers": {
+            "inference": [
+                {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
+                {"provider_id": "slow", "provider_type": "remote::openai", "config": {"base_url": slow_url}, "deployment": small},
+            ],
+            "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
+                       "config": {"storage_dir": str(files_dir), "max_file_size_bytes": MAX_FILE_BYTES}}],
+        },
         "registered_resources": {"models": [
             {"model_id": "shared", "provider_id": "remote", "provider_model_id": "mock-model"},
             {"model_id": "slow", "provider_id": "slow", "provider_model_id": "mock-model"},
@@ -76,8 +84,9 @@ def run_config(base_url: str, slow_url: str, storage: dict) -> dict:
 def graph(request, serve_session, tmp_path_factory):
     base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=4))
     slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3))
-    storage = storage_config(request.param, tmp_path_factory.mktemp("state"))
-    config = parse_run_config(run_config(base_url, slow_url, storage), "test")
+    state_dir = tmp_path_factory.mktemp("state")
+    storage = storage_config(request.param, state_dir)
+    config = parse_run_config(run_config(base_url, slow_url, storage, state_dir / "files"), "test")
     serve.run(build_app(config), name="shared-state", route_prefix="/")
     yield config
     serve.delete("shared-state")
@@ -242,7 +251,58 @@ def test_access_matrix_for_models(serve_session, users, http):
     assert "alice-model" not in model_ids(users["admin"])
 
 
+def upload(client: openai.OpenAI, content: bytes, name: str = "notes.txt", purpose: str = "assistants"):
+    return client.files.create(file=(name, content), purpose=purpose)
+
+
+def test_files_upload_read_list_and_delete(users):
+    alice = users["alice"]
+    created = upload(alice, b"The vault code is 4-8-15-16.\n", name="vault.txt")
+    assert created.bytes == 29 and created.filename == "vault.txt" and created.purpose == "assistants"
+    assert alice.files.retrieve(created.id).filename == "vault.txt"
+    assert alice.files.content(created.id).content == b"The vault code is 4-8-15-16.\n"
+    batch = upload(alice, b"{}", name="requests.jsonl", purpose="batch")
+    assert [f.id for f in alice.files.list(purpose="batch")] == [batch.id]
+    newest_first = [f.id for f in alice.files.list()]
+    assert newest_first.index(batch.id) < newest_first.index(created.id)
+    assert alice.files.delete(batch.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        alice.files.content(batch.id)
+
+
+def test_bad_uploads_are_4xx_naming_the_field(http, users):
+    auth = {"Authorization": "Bearer tok-alice"}
+    response = http.post("/v1/files", headers=auth, files={"file": ("a.txt", b"x")}, data={"purpose": "homework"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "purpose"
+    response = http.post("/v1/files", headers=auth, data={"purpose": "assistants"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "file"
+    with pytest.raises(openai.APIStatusError) as too_large:
+        upload(users["alice"], b"x" * (MAX_FILE_BYTES + 1))
+    assert too_large.value.status_code == 413 and too_large.value.body["param"] == "file"
+    with pytest.raises(openai.NotFoundError):
+        users["alice"].files.retrieve("file-00000000000000000000000000000000")
+    response = http.get("/v1/files/..%2F..%2Fetc%2Fpasswd/content", headers=auth)
+    assert response.status_code == 404
+
+
+def test_access_matrix_for_files(serve_session, users):
+    mine = upload(users["alice"], b"alice's notes").id
+    assert mine in [f.id for f in users["carol"].files.list()]
+    assert users["carol"].files.content(mine).content == b"alice's notes"
+    assert mine not in [f.id for f in users["bob"].files.list()]
+    for attempt in (users["bob"].files.retrieve, users["bob"].files.content, users["bob"].files.delete):
+        with pytest.raises(openai.NotFoundError):
+            attempt(mine)
+    with pytest.raises(openai.PermissionDeniedError):
+        users["carol"].files.delete(mine)
+    for method, path in (("GET", "/v1/files"), ("GET", f"/v1/files/{mine}/content"), ("POST", "/v1/files")):
+        assert httpx.request(method, f"{serve_session}{path}").status_code == 401
+    assert mine in [f.id for f in users["admin"].files.list()]
+    assert users["alice"].files.delete(mine).deleted
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
+    kept_file = upload(users["bob"], b"kept across restarts").id
     assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
@@ -253,6 +313,7 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     listed = set(listed_ids(bob, model="kept"))
     assert listed == set(ids), f"{len(set(ids) - listed)} of {len(ids)} completions lost"
     assert bob.models.retrieve("kept").id == "kept"
+    assert bob.files.content(kept_file).content == b"kept across restarts"
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
 

@@ -160,3 +160,12 @@ def test_capital_of_france_with_the_sdk_defaults(client):
     reply = ask(client, "What is the capital of France?")
     assert "paris" in reply.choices[0].message.content.lower()
     assert reply.choices[0].finish_reason == "stop"
+
+
+def test_files_round_trip_through_the_sdk(client):
+    created = client.files.create(file=("facts.md", b"# Facts\nThe moon is made of rock.\n"), purpose="assistants")
+    assert client.files.content(created.id).content == b"# Facts\nThe moon is made of rock.\n"
+    assert created.id in [f.id for f in client.files.list(purpose="assistants")]
+    assert client.files.delete(created.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(created.id)

@@ -152,7 +152,7 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers"]
+    assert ids == ["vllm", "sentence-transformers", "localfs"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
@@ -193,4 +193,28 @@ def test_inference_store_must_be_a_table_with_queue_settings():
         parse_run_config(data, "t")
     data["storage"]["stores"]["inference"] = {"backend": "sql", "table_name": "chat", "num_writers": 0}
     with pytest.raises(ConfigError, match="storage.stores.inference.num_writers"):
+        parse_run_config(data, "t")
+
+
+def files_config(**deployment):
+    data = minimal(apis=["inference", "models", "files"])
+    data["providers"]["files"] = [{"provider_id": "fs", "provider_type": "inline::localfs",
+                                   "config": {"storage_dir": "/tmp/raystack-files"}, "deployment": deployment}]
+    data["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": "/tmp/y.db"}
+    data["storage"]["stores"]["files"] = {"backend": "sql", "table_name": "files"}
+    return data
+
+
+def test_a_single_replica_provider_refuses_more_replicas():
+    assert parse_run_config(files_config(), "t").providers["files"][0].provider_id == "fs"
+    with pytest.raises(ConfigError, match=r"providers.files.0.deployment: inline::localfs runs as one replica.*not 3"):
+        parse_run_config(files_config(autoscaling_config={"min_replicas": 1, "max_replicas": 3}), "t")
+    with pytest.raises(ConfigError, match="not 2"):
+        parse_run_config(files_config(num_replicas=2), "t")
+
+
+def test_a_files_provider_needs_a_files_store():
+    data = files_config()
+    del data["storage"]["stores"]["files"]
+    with pytest.raises(ConfigError, match="storage.stores.files"):
         parse_run_config(data, "t")

@@ -1,0 +1,27 @@
+"""Files API: the OpenAI file object and the contract of a files provider (where the bytes live)."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, get_args
+
+FilePurpose = Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+PURPOSES: tuple[str, ...] = get_args(FilePurpose)
+
+
+def file_object(file_id: str, filename: str, purpose: str, size: int, created_at: int) -> dict:
+    return {
+        "id": file_id, "object": "file", "bytes": size, "created_at": created_at, "expires_at": None,
+        "filename": filename, "purpose": purpose, "status": "processed", "status_details": None,
+    }
+
+
+class FilesProvider(Protocol):
+    """Stores file bytes by id; the file's metadata and owner live in the `files` store."""
+
+    async def put(self, file_id: str, data: bytes) -> None: ...
+
+    async def get(self, file_id: str) -> bytes: ...
+
+    async def delete(self, file_id: str) -> None: ...
+
+    async def shutdown(self) -> None: ...
