@@ -101,6 +101,27 @@ PROVIDER_SPECS += (
         deployment_defaults={"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0}},
         single_replica="its directory belongs to one node",
     ),
+    ProviderSpec(
+        provider_type="inline::milvus",
+        api="vector_io",
+        module="providers.inline.milvus",
+        config_class="providers.inline.milvus.config:InlineMilvusConfig",
+        description="milvus-lite in the replica: vector, keyword (BM25) and hybrid search",
+        deployment_defaults={"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.25}},
+        single_replica="milvus-lite lets one process open its directory; a second replica fails with DataDirLockedError",
+    ),
+    ProviderSpec(
+        provider_type="remote::milvus",
+        api="vector_io",
+        module="providers.inline.milvus",
+        config_class="providers.inline.milvus.config:RemoteMilvusConfig",
+        description="A Milvus server (uri + token): vector, keyword (BM25) and hybrid search",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0.25},
+        },
+    ),
 )
 
 _BY_TYPE = {spec.provider_type: spec for spec in PROVIDER_SPECS}

@@ -176,7 +176,7 @@ class ServerConfig(StrictModel):
 
 class RunConfig(StrictModel):
     version: int = 1
-    apis: list[Literal["inference", "models", "files", "inspect", "providers"]]
+    apis: list[Literal["inference", "models", "files", "vector_io", "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig

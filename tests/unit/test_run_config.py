@@ -218,3 +218,20 @@ def test_a_files_provider_needs_a_files_store():
     del data["storage"]["stores"]["files"]
     with pytest.raises(ConfigError, match="storage.stores.files"):
         parse_run_config(data, "t")
+
+
+def test_inline_milvus_is_pinned_to_one_replica_and_its_path_checked():
+    data = minimal(apis=["inference", "models", "vector_io"])
+    data["providers"]["vector_io"] = [{"provider_id": "milvus", "provider_type": "inline::milvus",
+                                       "config": {"db_path": "/tmp/vectors.db"},
+                                       "deployment": {"autoscaling_config": {"max_replicas": 2}}}]
+    with pytest.raises(ConfigError, match="DataDirLockedError"):
+        parse_run_config(data, "t")
+    data["providers"]["vector_io"][0]["deployment"] = {}
+    assert parse_run_config(data, "t").providers["vector_io"][0].provider_type == "inline::milvus"
+    data["providers"]["vector_io"][0]["config"]["db_path"] = "/tmp/vectors"
+    with pytest.raises(ConfigError, match="providers.vector_io.0.config.db_path"):
+        parse_run_config(data, "t")
+    data["providers"]["vector_io"] = [{"provider_id": "milvus", "provider_type": "remote::milvus",
+                                       "config": {"uri": "http://milvus:19530"}, "deployment": {"num_replicas": 3}}]
+    assert parse_run_config(data, "t").providers["vector_io"][0].deployment.num_replicas == 3

@@ -1,0 +1,10 @@
+"""inline::milvus (a milvus-lite directory in the replica) and remote::milvus (a Milvus server):
+one collection per vector store."""
+
+from providers.inline.milvus.config import InlineMilvusConfig, RemoteMilvusConfig
+
+
+def create_provider(config: InlineMilvusConfig | RemoteMilvusConfig):
+    from providers.inline.milvus.vector_io import MilvusVectorIO
+
+    return MilvusVectorIO(config)
