@@ -17,6 +17,7 @@ from providers.storage.inference_store import InferenceStore
 
 if TYPE_CHECKING:
     from deployments.files import FileService
+    from deployments.vector_stores import VectorStoreService
 
 logger = logging.getLogger("ray.serve")
 
@@ -29,8 +30,8 @@ class ProviderRoute:
 
 
 class Gateway:
-    """Provider handles, the model routing table, the inference store and the file service (None
-    when not configured), the authenticator (None when authentication is off) and the access policy."""
+    """Provider handles, the model routing table, the inference store, the file and vector store
+    services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -41,6 +42,7 @@ class Gateway:
         self.authenticator = authenticator
         self.policy = policy or AccessPolicy()
         self.files: FileService | None = None
+        self.vector_stores: VectorStoreService | None = None
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()
@@ -52,8 +54,8 @@ class Gateway:
             raise NotFoundError(f"Provider '{provider_id}' not found", param="provider_id")
         return route
 
-    async def call(self, provider_id: str, method: str, *args: Any) -> Any:
-        return await self.provider(provider_id).handle.call.remote(method, *args)
+    async def call(self, provider_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self.provider(provider_id).handle.call.remote(method, *args, **kwargs)
 
     def stream(self, provider_id: str, method: str, *args: Any) -> AsyncIterator[str]:
         handle = self.provider(provider_id).handle.options(stream=True)

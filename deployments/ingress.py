@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
 from deployments.files import FileService
-from deployments.routers import files, inference, inspect, models, stored_completions
+from deployments.routers import files, inference, inspect, models, stored_completions, vector_stores
+from deployments.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
 from providers.auth.authenticators import build_authenticator
 from providers.registry import get_spec
@@ -33,7 +34,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, inspect):
+    for module in (inference, stored_completions, models, files, vector_stores, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -58,6 +59,8 @@ class Ingress:
         )
         if config.providers.get("files"):
             self.gateway.files = await self._file_service(config, policy)
+        if config.providers.get("vector_io"):
+            self.gateway.vector_stores = await self._vector_store_service(config, policy)
         await self.gateway.seed_models()
 
     async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:
@@ -69,12 +72,25 @@ class Ingress:
         max_bytes = get_spec(entry.provider_type).parse_config(entry.config).max_file_size_bytes
         return FileService(records, self.gateway.call, entry.provider_id, max_bytes)
 
+    async def _vector_store_service(self, config: RunConfig, policy: AccessPolicy) -> VectorStoreService:
+        engine, table_name = self.storage.sql("vector_stores")
+        stores = OwnedRecords(engine, table_name, policy, resource_type="vector_store", noun="vector store",
+                              id_param="vector_store_id")
+        store_files = OwnedRecords(engine, f"{table_name}_files", policy, resource_type="vector_store_file",
+                                   noun="vector store file", id_param="file_id", filter_columns=("vector_store_id", "status"))
+        for records in (stores, store_files):
+            await records.create_table()
+        provider_id = config.providers["vector_io"][0].provider_id
+        return VectorStoreService(self.gateway, self.gateway.files, stores, store_files, provider_id)
+
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)
 
     async def __del__(self):
         """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
         stored records still queued are written before the connections close."""
+        if self.gateway.vector_stores is not None:
+            await self.gateway.vector_stores.close()
         store = self.gateway.inference_store
         if store is not None:
             await store.close()

@@ -30,8 +30,8 @@ class ProviderDeployment:
             raise InvalidRequestError(f"provider '{self.provider_id}' ({self.provider_type}) does not support {method}")
         return function
 
-    async def call(self, method: str, *args: Any) -> Any:
-        return await (await self._method(method))(*args)
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._method(method))(*args, **kwargs)
 
     async def stream(self, method: str, *args: Any) -> AsyncIterator[str]:
         chunks = await (await self._method(method))(*args)

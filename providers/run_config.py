@@ -90,7 +90,7 @@ class SQLStoreRef(StrictModel):
 # Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
 STORE_FAMILIES: dict[str, str] = {
     "metadata": "kv", "prompts": "kv", "jobs": "kv",
-    "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql",
+    "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql", "vector_stores": "sql",
 }
 
 
@@ -203,6 +203,14 @@ class RunConfig(StrictModel):
             raise ValueError("providers.files: one files provider at most")
         if self.providers.get("files") and "files" not in self.storage.stores:
             raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
+        if len(self.providers.get("vector_io", [])) > 1:
+            raise ValueError("providers.vector_io: one vector_io provider at most")
+        if self.providers.get("vector_io"):
+            if not self.providers.get("files"):
+                raise ValueError("providers.vector_io: vector stores ingest uploaded files; add a provider under providers.files")
+            if "vector_stores" not in self.storage.stores:
+                raise ValueError("storage.stores.vector_stores: a vector_io provider keeps its stores' records in a "
+                                 "'vector_stores' store; declare one")
         return self
 
     def provider_entries(self) -> list[tuple[str, ProviderEntry]]:

@@ -3,20 +3,19 @@ query, so a list pages and counts only what the caller may read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any, Literal
 
-from sqlalchemy import (BigInteger, Column, Index, MetaData, String, Table, Text, and_, delete, false, or_,
-                        select, true)
+from sqlalchemy import (BigInteger, Column, Index, MetaData, String, Table, Text, and_, delete, false, func, or_,
+                        select, true, update)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers.access.identity import Identity
 from providers.access.policy import AccessPolicy, OwnerColumns, Predicate
 from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from providers.storage.sql_engine import create_tables
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -48,21 +47,14 @@ class OwnedRecords:
         self._columns = OwnerColumns(self.table.c.id, self.table.c.owner_principal, self.table.c.owner_tags)
 
     async def create_table(self) -> None:
-        """Create the table if missing; replicas starting together may race, and one of them wins."""
-        for attempt in range(3):
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(self.table.metadata.create_all, checkfirst=True)
-                return
-            except DBAPIError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
+        await create_tables(self.engine, self.table.metadata)
 
-    def row(self, record: dict[str, Any], owner: Identity | None, **filters: str) -> dict[str, Any]:
-        """The row of `record`, ordered in lists by the time this is called."""
+    def row(self, record: dict[str, Any], owner: Identity | None, *, row_id: str | None = None,
+            **filters: str) -> dict[str, Any]:
+        """The row of `record` (keyed by its id unless `row_id` says otherwise), ordered in lists by
+        the time this is called."""
         return {
-            "id": record["id"],
+            "id": row_id or record["id"],
             "created_us": time.time_ns() // 1000,
             **filters,
             "owner_principal": owner.principal if owner else None,
@@ -108,6 +100,36 @@ class OwnedRecords:
         if record is None:
             raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
         return json.loads(record)
+
+    async def update(self, user: Identity | None, record_id: str, changes: dict[str, Any], **filters: str) -> dict[str, Any]:
+        """Merge `changes` into the record (and set filter columns); 404 unless the user can read it,
+        403 unless they may update it."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(select(t.c.owner, t.c.record).where(t.c.id == record_id, self._visible(user)))).first()
+            if found is None:
+                raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
+            owner = Identity.model_validate_json(found.owner) if found.owner else None
+            if not self.policy.allows(user, "update", self.resource_type, record_id, owner):
+                raise PermissionDeniedError(f"not allowed to update {self.noun} '{record_id}'", param=self.id_param)
+            record = {**json.loads(found.record), **changes}
+            await conn.execute(update(t).where(t.c.id == record_id).values(record=json.dumps(record), **filters))
+        return record
+
+    async def count_by(self, column: str, **filters: str) -> dict[str, int]:
+        """Row counts per value of `column` among rows matching `filters` (no access check)."""
+        t = self.table
+        query = select(t.c[column], func.count()).group_by(t.c[column])
+        for name, value in filters.items():
+            query = query.where(t.c[name] == value)
+        async with self.engine.connect() as conn:
+            return {value: n for value, n in await conn.execute(query)}
+
+    async def delete_where(self, **filters: str) -> None:
+        """Delete every row matching `filters` (no access check: for records that belong to another)."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t).where(*[t.c[name] == value for name, value in filters.items()]))
 
     async def delete(self, user: Identity | None, record_id: str) -> dict[str, Any]:
         """Delete and return the record. Only what the user can read can be found; what they can

@@ -6,9 +6,11 @@ without "database is locked" reaching a client; PostgreSQL pools are sized from 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -42,3 +44,17 @@ def _sqlite_engine(path: Path) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+async def create_tables(engine: AsyncEngine, metadata: MetaData, attempts: int = 3) -> None:
+    """Create missing tables. Processes starting together race to create them: the losers fail
+    with "already exists" and see the winner's tables on the next check."""
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all, checkfirst=True)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))

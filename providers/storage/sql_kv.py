@@ -8,6 +8,8 @@ from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from providers.storage.sql_engine import create_tables
+
 _metadata = MetaData()
 KV_TABLE = Table(
     "kvstore", _metadata,
@@ -32,8 +34,7 @@ class SqlKVStore:
             return
         async with self._ready:
             if not self._created:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(_metadata.create_all, checkfirst=True)
+                await create_tables(self.engine, _metadata)
                 self._created = True
 
     async def get(self, key: str) -> str | None:

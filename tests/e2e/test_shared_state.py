@@ -49,6 +49,7 @@ def storage_config(backend: str, state_dir) -> dict:
         "metadata": {"backend": "kv", "namespace": f"registry-{suffix}"},
         "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}"},
         "files": {"backend": "sql", "table_name": f"files_{suffix}"},
+        "vector_stores": {"backend": "sql", "table_name": f"vector_stores_{suffix}"},
     }}
 
 
@@ -58,7 +59,7 @@ MAX_FILE_BYTES = 64 * 1024
 def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
@@ -66,10 +67,14 @@ def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
             ],
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
                        "config": {"storage_dir": str(files_dir), "max_file_size_bytes": MAX_FILE_BYTES}}],
+            "vector_io": [{"provider_id": "milvus", "provider_type": "inline::milvus",
+                           "config": {"db_path": str(files_dir.parent / "milvus.db")}}],
         },
         "registered_resources": {"models": [
             {"model_id": "shared", "provider_id": "remote", "provider_model_id": "mock-model"},
             {"model_id": "slow", "provider_id": "slow", "provider_model_id": "mock-model"},
+            {"model_id": "embedder", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding",
+             "metadata": {"embedding_dimension": 8}},
         ]},
         "storage": storage,
         "server": {
@@ -301,8 +306,59 @@ def test_access_matrix_for_files(serve_session, users):
     assert users["alice"].files.delete(mine).deleted
 
 
+def ingested_store(client: openai.OpenAI, name: str, text: bytes):
+    file_id = upload(client, text, name=f"{name}.txt").id
+    store = client.vector_stores.create(name=name, file_ids=[file_id])
+    wait_for(lambda: client.vector_stores.retrieve(store.id).file_counts.completed == 1, timeout_s=30)
+    return store
+
+
+def test_access_matrix_for_vector_stores(serve_session, users):
+    store = ingested_store(users["alice"], "red-team-notes", b"The red team meets on Tuesdays.")
+    assert users["carol"].vector_stores.retrieve(store.id).name == "red-team-notes"
+    assert users["carol"].vector_stores.search(store.id, query="Tuesdays").data
+    assert store.id not in [s.id for s in users["bob"].vector_stores.list()]
+    bob = users["bob"]
+    for attempt in (lambda: bob.vector_stores.retrieve(store.id),
+                    lambda: bob.vector_stores.search(store.id, query="Tuesdays"),
+                    lambda: bob.vector_stores.files.list(store.id),
+                    lambda: bob.vector_stores.files.create(store.id, file_id=upload(bob, b"bob's").id),
+                    lambda: bob.vector_stores.delete(store.id)):
+        with pytest.raises(openai.NotFoundError):
+            attempt()
+    with pytest.raises(openai.PermissionDeniedError):
+        users["carol"].vector_stores.delete(store.id)
+    with pytest.raises(openai.PermissionDeniedError):
+        users["carol"].vector_stores.update(store.id, name="renamed by carol")
+    assert httpx.post(f"{serve_session}/v1/vector_stores/{store.id}/search", json={"query": "x"}).status_code == 401
+    assert users["alice"].vector_stores.update(store.id, name="renamed", metadata={"k": "v"}).name == "renamed"
+    assert users["admin"].vector_stores.delete(store.id).deleted
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"query": "x", "max_num_results": 0}, "max_num_results"),
+    ({"query": ""}, "query"),
+    ({"query": "x", "filters": {"type": "eq", "key": "k"}}, "filters"),
+    ({"query": "x", "filters": {"type": "in", "key": "k", "value": []}}, "filters"),
+    ({"query": "x", "search_mode": "psychic"}, "search_mode"),
+])
+def test_bad_searches_are_400_naming_the_field(http, users, body, param):
+    store = users["alice"].vector_stores.create(name="empty")
+    response = http.post(f"/v1/vector_stores/{store.id}/search", json=body, headers={"Authorization": "Bearer tok-alice"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith(param)
+
+
+def test_attaching_an_unknown_file_is_404_naming_it(users):
+    store = users["alice"].vector_stores.create(name="no files")
+    with pytest.raises(openai.NotFoundError) as missing:
+        users["alice"].vector_stores.files.create(store.id, file_id="file-00000000000000000000000000000000")
+    assert missing.value.body["param"] == "file_id"
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
     kept_file = upload(users["bob"], b"kept across restarts").id
+    kept_store = ingested_store(users["bob"], "kept", b"Chunks survive a restart of the graph.")
     assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
@@ -314,6 +370,7 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     assert listed == set(ids), f"{len(set(ids) - listed)} of {len(ids)} completions lost"
     assert bob.models.retrieve("kept").id == "kept"
     assert bob.files.content(kept_file).content == b"kept across restarts"
+    assert "survive" in bob.vector_stores.search(kept_store.id, query="restart").data[0].content[0].text
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
 

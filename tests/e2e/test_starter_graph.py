@@ -169,3 +169,54 @@ def test_files_round_trip_through_the_sdk(client):
     assert client.files.delete(created.id).deleted
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(created.id)
+
+
+HANDBOOK = b"""# Lighthouse keeper handbook
+
+The lamp is lit every evening thirty minutes before sunset and put out at sunrise.
+
+Supply boats arrive on the first Monday of each month; sign the manifest before unloading.
+
+The spare key to the lighthouse is hidden under the blue flowerpot beside the north door.
+
+Radio checks with the harbour master happen at 08:00 and 20:00 on channel 16.
+"""
+
+
+def wait_until_ingested(client, store_id: str):
+    def done():
+        counts = client.vector_stores.retrieve(store_id).file_counts
+        return counts if counts.in_progress == 0 else None
+    return wait_for(done, timeout_s=120)
+
+
+def test_a_planted_fact_is_found_by_a_paraphrased_question(client):
+    handbook = client.files.create(file=("handbook.md", HANDBOOK), purpose="assistants")
+    store = client.vector_stores.create(
+        name="handbook", file_ids=[handbook.id],
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}})
+    assert store.status in ("in_progress", "completed")
+    counts = wait_until_ingested(client, store.id)
+    assert counts.completed == 1 and counts.failed == 0
+    results = client.vector_stores.search(store.id, query="Where can I find the extra key for the tower?", max_num_results=3)
+    assert "blue flowerpot" in results.data[0].content[0].text
+    assert results.data[0].filename == "handbook.md" and results.data[0].file_id == handbook.id
+    stored = client.vector_stores.files.retrieve(handbook.id, vector_store_id=store.id)
+    assert stored.status == "completed" and stored.usage_bytes > 0
+    assert client.vector_stores.delete(store.id).deleted
+
+
+def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client):
+    good = client.files.create(file=("notes.txt", b"Penguins live in the southern hemisphere."), purpose="assistants")
+    scan = client.files.create(file=("scan.pdf", b"%PDF-1.7 binary"), purpose="assistants")
+    store = client.vector_stores.create(name="mixed", file_ids=[good.id, scan.id])
+    counts = wait_until_ingested(client, store.id)
+    assert counts.completed == 1 and counts.failed == 1
+    failed = client.vector_stores.files.retrieve(scan.id, vector_store_id=store.id)
+    assert failed.status == "failed" and failed.last_error.code == "unsupported_file"
+    assert [f.id for f in client.vector_stores.files.list(store.id, filter="failed")] == [scan.id]
+    hits = client.vector_stores.search(store.id, query="Which birds live in the south?")
+    assert hits.data and "Penguins" in hits.data[0].content[0].text
+    client.vector_stores.files.delete(good.id, vector_store_id=store.id)
+    assert client.vector_stores.search(store.id, query="Which birds live in the south?").data == []
+    client.vector_stores.delete(store.id)

@@ -152,7 +152,7 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers", "localfs"]
+    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
@@ -220,18 +220,35 @@ def test_a_files_provider_needs_a_files_store():
         parse_run_config(data, "t")
 
 
+def vector_io_config(provider: dict) -> dict:
+    data = files_config()
+    data["apis"].append("vector_io")
+    data["providers"]["vector_io"] = [provider]
+    data["storage"]["stores"]["vector_stores"] = {"backend": "sql", "table_name": "vector_stores"}
+    return data
+
+
 def test_inline_milvus_is_pinned_to_one_replica_and_its_path_checked():
-    data = minimal(apis=["inference", "models", "vector_io"])
-    data["providers"]["vector_io"] = [{"provider_id": "milvus", "provider_type": "inline::milvus",
-                                       "config": {"db_path": "/tmp/vectors.db"},
-                                       "deployment": {"autoscaling_config": {"max_replicas": 2}}}]
+    milvus = {"provider_id": "milvus", "provider_type": "inline::milvus", "config": {"db_path": "/tmp/vectors.db"},
+              "deployment": {"autoscaling_config": {"max_replicas": 2}}}
     with pytest.raises(ConfigError, match="DataDirLockedError"):
-        parse_run_config(data, "t")
-    data["providers"]["vector_io"][0]["deployment"] = {}
-    assert parse_run_config(data, "t").providers["vector_io"][0].provider_type == "inline::milvus"
-    data["providers"]["vector_io"][0]["config"]["db_path"] = "/tmp/vectors"
+        parse_run_config(vector_io_config(milvus), "t")
+    milvus["deployment"] = {}
+    assert parse_run_config(vector_io_config(milvus), "t").providers["vector_io"][0].provider_type == "inline::milvus"
+    milvus["config"]["db_path"] = "/tmp/vectors"
     with pytest.raises(ConfigError, match="providers.vector_io.0.config.db_path"):
+        parse_run_config(vector_io_config(milvus), "t")
+    remote = {"provider_id": "milvus", "provider_type": "remote::milvus", "config": {"uri": "http://milvus:19530"},
+              "deployment": {"num_replicas": 3}}
+    assert parse_run_config(vector_io_config(remote), "t").providers["vector_io"][0].deployment.num_replicas == 3
+
+
+def test_vector_stores_need_files_and_their_store():
+    data = vector_io_config({"provider_id": "milvus", "provider_type": "remote::milvus", "config": {"uri": "http://m:19530"}})
+    del data["storage"]["stores"]["vector_stores"]
+    with pytest.raises(ConfigError, match="storage.stores.vector_stores"):
         parse_run_config(data, "t")
-    data["providers"]["vector_io"] = [{"provider_id": "milvus", "provider_type": "remote::milvus",
-                                       "config": {"uri": "http://milvus:19530"}, "deployment": {"num_replicas": 3}}]
-    assert parse_run_config(data, "t").providers["vector_io"][0].deployment.num_replicas == 3
+    data = vector_io_config({"provider_id": "milvus", "provider_type": "remote::milvus", "config": {"uri": "http://m:19530"}})
+    del data["providers"]["files"]
+    with pytest.raises(ConfigError, match="providers.files"):
+        parse_run_config(data, "t")

@@ -97,6 +97,13 @@ class MilvusVectorIO:
         name = await self._existing(store_id)
         await asyncio.to_thread(self.client.delete, name, filter=f"file_id == {json.dumps(file_id)}")
 
+    async def file_chunks(self, store_id: str, file_id: str) -> list[str]:
+        """The texts of a file's chunks, in order (chunk ids end in a zero-padded position)."""
+        name = await self._existing(store_id)
+        rows = await asyncio.to_thread(self.client.query, name, filter=f"file_id == {json.dumps(file_id)}",
+                                       output_fields=["id", "text"], limit=16_384)
+        return [row["text"] for row in sorted(rows, key=lambda row: row["id"])]
+
     async def count(self, store_id: str) -> int:
         name = await self._existing(store_id)
         rows = await asyncio.to_thread(self.client.query, name, filter="", output_fields=["count(*)"])

@@ -1,0 +1,208 @@
+"""Vector stores: records in the `vector_stores` store, chunks in the vector IO deployment.
+
+Attaching a file answers at once with status `in_progress`; a task in this ingress replica reads
+the file, extracts and chunks its text, embeds the chunks through the embedding model's deployment
+in batches and inserts them, then marks the file `completed`, or `failed` with `last_error`. Chunk
+ids are the file id and position, so ingesting a file again replaces its chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from deployments.files import FileService
+from deployments.gateway import Gateway
+from providers.access import Identity
+from providers.api.errors import APIError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from providers.api.inference import EmbeddingRequest
+from providers.api.models import Model
+from providers.api.vector_io import Chunk
+from providers.api.vector_stores import (AttachFileRequest, ChunkingStrategy, CreateVectorStoreRequest, SearchRequest,
+                                         StaticChunkingStrategy, UpdateVectorStoreRequest, search_result)
+from providers.storage.owned_records import OwnedRecords
+from providers.vector_stores.ingest import UnsupportedFile, chunk_words, extract_text
+
+logger = logging.getLogger("ray.serve")
+
+EMBED_BATCH = 64
+# "auto" chunking: OpenAI's 800/400, capped to what the embedding model reads (MiniLM: 256 tokens).
+AUTO_MAX_WORDS, AUTO_OVERLAP_WORDS, WORDS_PER_TOKEN = 800, 400, 0.75
+STATUSES = ("in_progress", "completed", "failed", "cancelled")
+
+
+class VectorStoreService:
+    def __init__(self, gateway: Gateway, files: FileService, stores: OwnedRecords, store_files: OwnedRecords, provider_id: str):
+        self.gateway = gateway
+        self.files = files
+        self.stores = stores
+        self.store_files = store_files
+        self.provider_id = provider_id
+        self._ingestions: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------ stores
+
+    async def create(self, user: Identity | None, request: CreateVectorStoreRequest) -> dict[str, Any]:
+        store_id = f"vs_{uuid.uuid4().hex}"
+        if not self.gateway.policy.allows(user, "create", "vector_store", store_id, user):
+            raise PermissionDeniedError("not allowed to create vector stores")
+        if request.provider_id not in (None, self.provider_id):
+            raise NotFoundError(f"no vector IO provider '{request.provider_id}'", param="provider_id")
+        model = await self._embedding_model(user, request.embedding_model)
+        dimension = model.metadata.get("embedding_dimension") or len((await self._embed(model, ["dimension"]))[0])
+        await self.gateway.call(self.provider_id, "create_store", store_id, dimension)
+        now = int(time.time())
+        record = {"id": store_id, "object": "vector_store", "created_at": now, "last_active_at": now,
+                  "name": request.name, "metadata": request.metadata or {},
+                  "expires_after": request.expires_after.model_dump() if request.expires_after else None,
+                  "embedding_model": model.identifier, "embedding_dimension": dimension}
+        await self.stores.insert([self.stores.row(record, user)])
+        for file_id in request.file_ids:
+            await self.attach(user, store_id, AttachFileRequest(file_id=file_id, chunking_strategy=request.chunking_strategy))
+        return await self.view(record)
+
+    async def _embedding_model(self, user: Identity | None, model_id: str | None) -> Model:
+        if model_id is not None:
+            model = await self.gateway.model_for(user, model_id)
+            if model.model_type != "embedding":
+                raise InvalidRequestError(f"model '{model_id}' is not an embedding model", param="embedding_model")
+            return model
+        candidates = [m for m in await self.gateway.visible_models(user) if m.model_type == "embedding"]
+        if not candidates:
+            raise InvalidRequestError("no embedding model is registered; register one or name it", param="embedding_model")
+        return candidates[0]
+
+    async def view(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with its file counts, usage and status as they are now."""
+        counts = await self.store_files.count_by("status", vector_store_id=record["id"])
+        completed = await self.store_files.list(None, after=None, limit=10_000, order="asc",
+                                                vector_store_id=record["id"], status="completed")
+        expires_after = record.get("expires_after")
+        expires_at = record["last_active_at"] + 86_400 * expires_after["days"] if expires_after else None
+        status = "expired" if expires_at and expires_at < time.time() else "in_progress" if counts.get("in_progress") else "completed"
+        return {
+            **record, "status": status, "expires_at": expires_at,
+            "usage_bytes": sum(f["usage_bytes"] for f in completed["data"]),
+            "file_counts": {**{s: counts.get(s, 0) for s in STATUSES}, "total": sum(counts.values())},
+        }
+
+    async def get(self, user: Identity | None, store_id: str) -> dict[str, Any]:
+        return await self.view(await self.stores.get(user, store_id))
+
+    async def list(self, user: Identity | None, **page: Any) -> dict[str, Any]:
+        listed = await self.stores.list(user, **page)
+        return {**listed, "data": [await self.view(r) for r in listed["data"]]}
+
+    async def update(self, user: Identity | None, store_id: str, request: UpdateVectorStoreRequest) -> dict[str, Any]:
+        changes = request.model_dump(exclude_unset=True, mode="json")
+        return await self.view(await self.stores.update(user, store_id, {**changes, "last_active_at": int(time.time())}))
+
+    async def delete(self, user: Identity | None, store_id: str) -> None:
+        await self.stores.delete(user, store_id)
+        await self.store_files.delete_where(vector_store_id=store_id)
+        await self.gateway.call(self.provider_id, "delete_store", store_id)
+
+    # ------------------------------------------------------------ files
+
+    async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest) -> dict[str, Any]:
+        store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
+        file = await self.files.records.get(user, request.file_id)
+        strategy = request.chunking_strategy or {"type": "auto"}
+        record = {"id": request.file_id, "object": "vector_store.file", "created_at": int(time.time()),
+                  "vector_store_id": store_id, "status": "in_progress", "last_error": None, "usage_bytes": 0,
+                  "attributes": request.attributes or {},
+                  "chunking_strategy": strategy if isinstance(strategy, dict) else strategy.model_dump()}
+        row_id = f"{store_id}/{request.file_id}"
+        await self.store_files.insert([self.store_files.row(record, None, row_id=row_id, vector_store_id=store_id,
+                                                            status="in_progress")])
+        task = asyncio.get_running_loop().create_task(self._ingest(store, file, record, request.chunking_strategy))
+        self._ingestions.add(task)
+        task.add_done_callback(self._ingestions.discard)
+        return record
+
+    async def _ingest(self, store: dict[str, Any], file: dict[str, Any], record: dict[str, Any],
+                      strategy: ChunkingStrategy | None) -> None:
+        row_id = f"{store['id']}/{file['id']}"
+        try:
+            data = await self.files.call(self.files.provider_id, "get", file["id"])
+            model = await self.gateway.models.get(store["embedding_model"])
+            max_words, overlap = self._chunk_sizes(model, strategy)
+            texts = chunk_words(extract_text(file["filename"], data), max_words, overlap)
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = texts[start:start + EMBED_BATCH]
+                vectors = await self._embed(model, batch)
+                chunks = [Chunk(id=f"{file['id']}-{start + i:06d}", file_id=file["id"], text=text, embedding=vector,
+                                attributes=record["attributes"]) for i, (text, vector) in enumerate(zip(batch, vectors, strict=True))]
+                await self.gateway.call(self.provider_id, "insert", store["id"], chunks)
+            outcome = {"status": "completed", "usage_bytes": sum(len(t.encode()) for t in texts)}
+        except Exception as exc:
+            code = "unsupported_file" if isinstance(exc, UnsupportedFile) else "server_error"
+            message = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
+            logger.warning("ingesting %s into %s failed: %s", file["id"], store["id"], message)
+            outcome = {"status": "failed", "last_error": {"code": code, "message": message}}
+        await self.store_files.update(None, row_id, outcome, status=outcome["status"])
+
+    @staticmethod
+    def _chunk_sizes(model: Model, strategy: ChunkingStrategy | None) -> tuple[int, int]:
+        if isinstance(strategy, StaticChunkingStrategy):
+            static = strategy.static
+            return (max(1, int(static.max_chunk_size_tokens * WORDS_PER_TOKEN)),
+                    int(static.chunk_overlap_tokens * WORDS_PER_TOKEN))
+        context_words = int(model.metadata.get("context_length", 1024) * WORDS_PER_TOKEN)
+        max_words = min(AUTO_MAX_WORDS, context_words)
+        return max_words, min(AUTO_OVERLAP_WORDS, max_words // 4)
+
+    async def _embed(self, model: Model, texts: list[str]) -> list[list[float]]:
+        request = EmbeddingRequest(model=model.identifier, input=texts)
+        result = await self.gateway.call(model.provider_id, "embeddings", request, model.provider_resource_id)
+        return [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
+
+    async def list_files(self, user: Identity | None, store_id: str, *, after: str | None, status: str | None,
+                         **page: Any) -> dict[str, Any]:
+        await self.stores.get(user, store_id)
+        return await self.store_files.list(None, after=f"{store_id}/{after}" if after else None,
+                                           vector_store_id=store_id, status=status, **page)
+
+    async def get_file(self, user: Identity | None, store_id: str, file_id: str) -> dict[str, Any]:
+        await self.stores.get(user, store_id)
+        return await self.store_files.get(None, f"{store_id}/{file_id}")
+
+    async def file_content(self, user: Identity | None, store_id: str, file_id: str) -> dict[str, Any]:
+        record = await self.get_file(user, store_id, file_id)
+        texts = await self.gateway.call(self.provider_id, "file_chunks", store_id, file_id)
+        return {"object": "vector_store.file_content.page", "file_id": file_id, "attributes": record["attributes"],
+                "data": [{"type": "text", "text": t} for t in texts], "has_more": False, "next_page": None}
+
+    async def detach(self, user: Identity | None, store_id: str, file_id: str) -> None:
+        await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
+        await self.store_files.delete(None, f"{store_id}/{file_id}")
+        await self.gateway.call(self.provider_id, "delete_file", store_id, file_id)
+
+    # ------------------------------------------------------------ search
+
+    async def search(self, user: Identity | None, store_id: str, request: SearchRequest) -> dict[str, Any]:
+        store = await self.stores.get(user, store_id)
+        text = request.text()
+        embedding = None
+        if request.search_mode != "keyword":
+            embedding = (await self._embed(await self.gateway.models.get(store["embedding_model"]), [text]))[0]
+        hits = await self.gateway.call(self.provider_id, "search", store_id, embedding=embedding, text=text,
+                                       mode=request.search_mode, limit=request.max_num_results, filters=request.filters)
+        threshold = request.ranking_options.score_threshold if request.ranking_options else float("-inf")
+        names = {}
+        for file_id in {h.file_id for h in hits}:
+            try:
+                names[file_id] = (await self.files.records.get(None, file_id))["filename"]
+            except NotFoundError:
+                names[file_id] = ""
+        data = [search_result(h.file_id, names[h.file_id], h.score, h.attributes, h.text) for h in hits if h.score >= threshold]
+        return {"object": "vector_store.search_results.page", "search_query": [text] if isinstance(request.query, str) else request.query,
+                "data": data, "has_more": False, "next_page": None}
+
+    async def close(self) -> None:
+        """Wait for ingestions in flight (a replica that stops finishes what it started)."""
+        if self._ingestions:
+            await asyncio.gather(*self._ingestions, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Vector stores: turning files into chunks (text extraction, chunking) for a vector IO provider."""
