@@ -77,11 +77,14 @@ class Ingress:
         stores = OwnedRecords(engine, table_name, policy, resource_type="vector_store", noun="vector store",
                               id_param="vector_store_id")
         store_files = OwnedRecords(engine, f"{table_name}_files", policy, resource_type="vector_store_file",
-                                   noun="vector store file", id_param="file_id", filter_columns=("vector_store_id", "status"))
-        for records in (stores, store_files):
+                                   noun="vector store file", id_param="file_id",
+                                   filter_columns=("vector_store_id", "status", "batch_id"))
+        batches = OwnedRecords(engine, f"{table_name}_file_batches", policy, resource_type="vector_store_file_batch",
+                               noun="file batch", id_param="batch_id", filter_columns=("vector_store_id",))
+        for records in (stores, store_files, batches):
             await records.create_table()
         provider_id = config.providers["vector_io"][0].provider_id
-        return VectorStoreService(self.gateway, self.gateway.files, stores, store_files, provider_id)
+        return VectorStoreService(self.gateway, self.gateway.files, stores, store_files, batches, provider_id)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)

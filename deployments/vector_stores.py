@@ -21,8 +21,9 @@ from providers.api.errors import APIError, InvalidRequestError, NotFoundError, P
 from providers.api.inference import EmbeddingRequest
 from providers.api.models import Model
 from providers.api.vector_io import Chunk
-from providers.api.vector_stores import (AttachFileRequest, ChunkingStrategy, CreateVectorStoreRequest, SearchRequest,
-                                         StaticChunkingStrategy, UpdateVectorStoreRequest, search_result)
+from providers.api.vector_stores import (AttachFileRequest, ChunkingStrategy, CreateFileBatchRequest,
+                                         CreateVectorStoreRequest, SearchRequest, StaticChunkingStrategy,
+                                         UpdateVectorStoreRequest, search_result)
 from providers.storage.owned_records import OwnedRecords
 from providers.vector_stores.ingest import UnsupportedFile, chunk_words, extract_text
 
@@ -35,11 +36,13 @@ STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
 class VectorStoreService:
-    def __init__(self, gateway: Gateway, files: FileService, stores: OwnedRecords, store_files: OwnedRecords, provider_id: str):
+    def __init__(self, gateway: Gateway, files: FileService, stores: OwnedRecords, store_files: OwnedRecords,
+                 batches: OwnedRecords, provider_id: str):
         self.gateway = gateway
         self.files = files
         self.stores = stores
         self.store_files = store_files
+        self.batches = batches
         self.provider_id = provider_id
         self._ingestions: set[asyncio.Task] = set()
 
@@ -107,7 +110,7 @@ class VectorStoreService:
 
     # ------------------------------------------------------------ files
 
-    async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest) -> dict[str, Any]:
+    async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest, batch_id: str = "") -> dict[str, Any]:
         store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
         file = await self.files.records.get(user, request.file_id)
         strategy = request.chunking_strategy or {"type": "auto"}
@@ -115,9 +118,9 @@ class VectorStoreService:
                   "vector_store_id": store_id, "status": "in_progress", "last_error": None, "usage_bytes": 0,
                   "attributes": request.attributes or {},
                   "chunking_strategy": strategy if isinstance(strategy, dict) else strategy.model_dump()}
-        row_id = f"{store_id}/{request.file_id}"
-        await self.store_files.insert([self.store_files.row(record, None, row_id=row_id, vector_store_id=store_id,
-                                                            status="in_progress")])
+        row = self.store_files.row(record, None, row_id=f"{store_id}/{request.file_id}", vector_store_id=store_id,
+                                   status="in_progress", batch_id=batch_id)
+        await self.store_files.insert([row])
         task = asyncio.get_running_loop().create_task(self._ingest(store, file, record, request.chunking_strategy))
         self._ingestions.add(task)
         task.add_done_callback(self._ingestions.discard)
@@ -143,6 +146,13 @@ class VectorStoreService:
             message = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
             logger.warning("ingesting %s into %s failed: %s", file["id"], store["id"], message)
             outcome = {"status": "failed", "last_error": {"code": code, "message": message}}
+        try:
+            current = await self.store_files.get(None, row_id)
+        except NotFoundError:  # detached, or its store deleted, while it was being ingested
+            return
+        if current["status"] == "cancelled":
+            await self.gateway.call(self.provider_id, "delete_file", store["id"], file["id"])
+            return
         await self.store_files.update(None, row_id, outcome, status=outcome["status"])
 
     @staticmethod
@@ -180,6 +190,52 @@ class VectorStoreService:
         await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
         await self.store_files.delete(None, f"{store_id}/{file_id}")
         await self.gateway.call(self.provider_id, "delete_file", store_id, file_id)
+
+    # ------------------------------------------------------------ file batches
+
+    async def create_batch(self, user: Identity | None, store_id: str, request: CreateFileBatchRequest) -> dict[str, Any]:
+        await self.stores.get(user, store_id)
+        for file_id in request.file_ids:  # every file must be readable before any is attached
+            await self.files.records.get(user, file_id)
+        record = {"id": f"vsfb_{uuid.uuid4().hex}", "object": "vector_store.file_batch",
+                  "created_at": int(time.time()), "vector_store_id": store_id, "cancelled": False}
+        await self.batches.insert([self.batches.row(record, None, vector_store_id=store_id)])
+        for file_id in request.file_ids:
+            attach = AttachFileRequest(file_id=file_id, attributes=request.attributes, chunking_strategy=request.chunking_strategy)
+            await self.attach(user, store_id, attach, batch_id=record["id"])
+        return await self.batch_view(record)
+
+    async def batch_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        counts = await self.store_files.count_by("status", vector_store_id=record["vector_store_id"], batch_id=record["id"])
+        total = sum(counts.values())
+        status = ("in_progress" if counts.get("in_progress") else "cancelled" if record["cancelled"]
+                  else "failed" if total and counts.get("failed") == total else "completed")
+        view = {k: v for k, v in record.items() if k != "cancelled"}
+        return {**view, "status": status, "file_counts": {**{s: counts.get(s, 0) for s in STATUSES}, "total": total}}
+
+    async def get_batch(self, user: Identity | None, store_id: str, batch_id: str) -> dict[str, Any]:
+        await self.stores.get(user, store_id)
+        record = await self.batches.get(None, batch_id)
+        if record["vector_store_id"] != store_id:
+            raise NotFoundError(f"File batch '{batch_id}' not found", param="batch_id")
+        return record
+
+    async def cancel_batch(self, user: Identity | None, store_id: str, batch_id: str) -> dict[str, Any]:
+        """Files still in progress become `cancelled`; their ingestion drops what it inserted."""
+        await self.get_batch(user, store_id, batch_id)
+        await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
+        record = await self.batches.update(None, batch_id, {"cancelled": True})
+        pending = await self.store_files.list(None, after=None, limit=10_000, order="asc", vector_store_id=store_id,
+                                              batch_id=batch_id, status="in_progress")
+        for file in pending["data"]:
+            await self.store_files.update(None, f"{store_id}/{file['id']}", {"status": "cancelled"}, status="cancelled")
+        return await self.batch_view(record)
+
+    async def list_batch_files(self, user: Identity | None, store_id: str, batch_id: str, *, after: str | None,
+                               status: str | None, **page: Any) -> dict[str, Any]:
+        await self.get_batch(user, store_id, batch_id)
+        return await self.store_files.list(None, after=f"{store_id}/{after}" if after else None, vector_store_id=store_id,
+                                           batch_id=batch_id, status=status, **page)
 
     # ------------------------------------------------------------ search
 

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Query
 from deployments.routers import GatewayDep, UserDep
 from deployments.vector_stores import VectorStoreService
 from providers.api.errors import NotFoundError
-from providers.api.vector_stores import (AttachFileRequest, CreateVectorStoreRequest, SearchRequest,
-                                         UpdateVectorStoreRequest)
+from providers.api.vector_stores import (AttachFileRequest, CreateFileBatchRequest, CreateVectorStoreRequest,
+                                         SearchRequest, UpdateVectorStoreRequest)
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["Vector stores"])
 
@@ -78,6 +78,28 @@ async def get_vector_store_file_content(vector_store_id: str, file_id: str, stor
 async def detach_file(vector_store_id: str, file_id: str, stores: StoresDep, user: UserDep):
     await stores.detach(user, vector_store_id, file_id)
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
+
+
+@router.post("/{vector_store_id}/file_batches")
+async def create_file_batch(vector_store_id: str, request: CreateFileBatchRequest, stores: StoresDep, user: UserDep):
+    return await stores.create_batch(user, vector_store_id, request)
+
+
+@router.get("/{vector_store_id}/file_batches/{batch_id}")
+async def get_file_batch(vector_store_id: str, batch_id: str, stores: StoresDep, user: UserDep):
+    return await stores.batch_view(await stores.get_batch(user, vector_store_id, batch_id))
+
+
+@router.post("/{vector_store_id}/file_batches/{batch_id}/cancel")
+async def cancel_file_batch(vector_store_id: str, batch_id: str, stores: StoresDep, user: UserDep):
+    return await stores.cancel_batch(user, vector_store_id, batch_id)
+
+
+@router.get("/{vector_store_id}/file_batches/{batch_id}/files")
+async def list_file_batch_files(vector_store_id: str, batch_id: str, stores: StoresDep, user: UserDep,
+                                after: str | None = None, limit: Limit = 20, order: Order = "desc",
+                                filter: FileStatus | None = None):
+    return await stores.list_batch_files(user, vector_store_id, batch_id, after=after, status=filter, limit=limit, order=order)
 
 
 @router.post("/{vector_store_id}/search")

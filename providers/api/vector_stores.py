@@ -67,6 +67,12 @@ class AttachFileRequest(WireModel):
     chunking_strategy: ChunkingStrategy | None = None
 
 
+class CreateFileBatchRequest(WireModel):
+    file_ids: list[str] = Field(min_length=1, max_length=500)
+    attributes: Attributes | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+
+
 class RankingOptions(WireModel):
     ranker: str | None = None
     score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)

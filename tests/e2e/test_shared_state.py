@@ -335,6 +335,25 @@ def test_access_matrix_for_vector_stores(serve_session, users):
     assert users["admin"].vector_stores.delete(store.id).deleted
 
 
+def test_a_file_batch_reports_progress_and_its_files(users):
+    alice = users["alice"]
+    store = alice.vector_stores.create(name="batch")
+    file_ids = [upload(alice, f"note {n}: batches ingest many files".encode(), name=f"note{n}.txt").id for n in range(5)]
+    batch = alice.vector_stores.file_batches.create(store.id, file_ids=file_ids, attributes={"source": "batch"})
+    assert batch.file_counts.total == 5
+    done = wait_for(lambda: (b := alice.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)).status != "in_progress" and b,
+                    timeout_s=60)
+    assert done.status == "completed" and done.file_counts.completed == 5
+    listed = alice.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, limit=2)
+    assert len(listed.data) == 2 and listed.has_more
+    assert {f.id for f in alice.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)} == set(file_ids)
+    hits = alice.vector_stores.search(store.id, query="batches", filters={"type": "eq", "key": "source", "value": "batch"})
+    assert len(hits.data) == 5
+    assert alice.vector_stores.search(store.id, query="batches", filters={"type": "eq", "key": "source", "value": "x"}).data == []
+    with pytest.raises(openai.NotFoundError):
+        users["bob"].vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+
+
 @pytest.mark.parametrize("body, param", [
     ({"query": "x", "max_num_results": 0}, "max_num_results"),
     ({"query": ""}, "query"),
