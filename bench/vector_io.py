@@ -1,10 +1,10 @@
 """Milvus as the vector store: insert throughput, search QPS and recall@10 against exact search.
 
     python -m bench.vector_io [--chunks 100000] [--dim 384] [--queries 200] [--data clustered|random]
-                              [--index HNSW|IVF_FLAT|FLAT] [--ef 64 128 256 512] [--plot PATH]
+                              [--index HNSW|IVF_FLAT|FLAT] [--ef 64 128 256 512] [--batch 1000] [--plot PATH]
 
 Inserts `--chunks` vectors (with a short text each, so the BM25 field is fed as in real use)
-through the inline::milvus provider in batches of 1000, waits for milvus-lite's background index
+through the inline::milvus provider in batches of `--batch` (each insert is flushed), waits for milvus-lite's background index
 build, then searches `--queries` vectors one at a time at each search breadth (HNSW `ef`, or IVF
 `nprobe` for IVF_FLAT) and compares the top 10 with exact cosine top 10 from numpy. `clustered`
 data (Gaussian clusters, like real embeddings) is the default; `random` uniform directions are
@@ -26,7 +26,6 @@ from providers.inline.milvus import InlineMilvusConfig, create_provider
 from providers.inline.milvus.config import MilvusIndexConfig
 
 STORE = "vs_bench"
-BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,8 @@ async def run(args: argparse.Namespace, db_path: str) -> tuple[float, float, lis
     milvus = create_provider(InlineMilvusConfig(db_path=db_path, index=index))
     await milvus.create_store(STORE, args.dim)
     started = time.perf_counter()
-    for start in range(0, args.chunks, BATCH):
-        batch = vectors[start:start + BATCH]
+    for start in range(0, args.chunks, args.batch):
+        batch = vectors[start:start + args.batch]
         await milvus.insert(STORE, [Chunk(id=str(start + i), file_id=f"file-{(start + i) // 50}", text=f"chunk {start + i}",
                                           embedding=v.tolist()) for i, v in enumerate(batch)])
     insert_s = time.perf_counter() - started
@@ -127,12 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", choices=["HNSW", "IVF_FLAT", "FLAT"], default="HNSW")
     parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256, 512],
                         help="search breadths: HNSW ef, or nprobe for IVF_FLAT")
+    parser.add_argument("--batch", type=int, default=1000, help="chunks per insert (each insert is flushed)")
     parser.add_argument("--plot", metavar="PATH")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="raystack-bench-milvus-") as workdir:
         insert_rate, build_s, results = asyncio.run(run(args, f"{workdir}/bench.db"))
     print(f"{args.chunks} chunks x {args.dim} dims ({args.data}), {args.index}: insert {insert_rate:.0f} chunks/s "
-          f"(batches of {BATCH}, flushed), index build after the last flush {build_s:.1f} s")
+          f"(batches of {args.batch}, flushed), index build after the last flush {build_s:.1f} s")
     print(f"{'breadth':>8}{'recall@10':>11}{'QPS':>8}{'p50 ms':>9}")
     for r in results:
         print(f"{r.breadth:>8}{r.recall:>11.3f}{r.qps:>8.1f}{r.p50_ms:>9.1f}")
