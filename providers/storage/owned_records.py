@@ -101,19 +101,25 @@ class OwnedRecords:
             raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
         return json.loads(record)
 
-    async def update(self, user: Identity | None, record_id: str, changes: dict[str, Any], **filters: str) -> dict[str, Any]:
-        """Merge `changes` into the record (and set filter columns); 404 unless the user can read it,
-        403 unless they may update it."""
+    async def _authorized(self, conn, user: Identity | None, record_id: str, action: str):
+        """The row (owner, record) if `user` may `action` it: 404 unless they can read it, 403 unless
+        they may also do `action`."""
         t = self.table
+        found = (await conn.execute(select(t.c.owner, t.c.record).where(t.c.id == record_id, self._visible(user)))).first()
+        if found is None:
+            raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
+        owner = Identity.model_validate_json(found.owner) if found.owner else None
+        if not self.policy.allows(user, action, self.resource_type, record_id, owner):
+            raise PermissionDeniedError(f"not allowed to {action} {self.noun} '{record_id}'", param=self.id_param)
+        return found
+
+    async def update(self, user: Identity | None, record_id: str, changes: dict[str, Any], **filters: str) -> dict[str, Any]:
+        """Merge `changes` into the record (and set filter columns)."""
         async with self.engine.begin() as conn:
-            found = (await conn.execute(select(t.c.owner, t.c.record).where(t.c.id == record_id, self._visible(user)))).first()
-            if found is None:
-                raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
-            owner = Identity.model_validate_json(found.owner) if found.owner else None
-            if not self.policy.allows(user, "update", self.resource_type, record_id, owner):
-                raise PermissionDeniedError(f"not allowed to update {self.noun} '{record_id}'", param=self.id_param)
+            found = await self._authorized(conn, user, record_id, "update")
             record = {**json.loads(found.record), **changes}
-            await conn.execute(update(t).where(t.c.id == record_id).values(record=json.dumps(record), **filters))
+            await conn.execute(update(self.table).where(self.table.c.id == record_id)
+                               .values(record=json.dumps(record), **filters))
         return record
 
     async def count_by(self, column: str, **filters: str) -> dict[str, int]:
@@ -132,17 +138,10 @@ class OwnedRecords:
             await conn.execute(delete(t).where(*[t.c[name] == value for name, value in filters.items()]))
 
     async def delete(self, user: Identity | None, record_id: str) -> dict[str, Any]:
-        """Delete and return the record. Only what the user can read can be found; what they can
-        read but not delete is a 403."""
-        t = self.table
+        """Delete and return the record."""
         async with self.engine.begin() as conn:
-            found = (await conn.execute(select(t.c.owner, t.c.record).where(t.c.id == record_id, self._visible(user)))).first()
-            if found is None:
-                raise NotFoundError(f"{self.noun.capitalize()} '{record_id}' not found", param=self.id_param)
-            owner = Identity.model_validate_json(found.owner) if found.owner else None
-            if not self.policy.allows(user, "delete", self.resource_type, record_id, owner):
-                raise PermissionDeniedError(f"not allowed to delete {self.noun} '{record_id}'", param=self.id_param)
-            await conn.execute(delete(t).where(t.c.id == record_id))
+            found = await self._authorized(conn, user, record_id, "delete")
+            await conn.execute(delete(self.table).where(self.table.c.id == record_id))
         return json.loads(found.record)
 
 
