@@ -1,7 +1,7 @@
 """Milvus as the vector store: insert throughput, search QPS and recall@10 against exact search.
 
     python -m bench.vector_io [--chunks 100000] [--dim 384] [--queries 200] [--data clustered|random]
-                              [--index HNSW|IVF_FLAT|FLAT] [--ef 64 128 256 512] [--batch 1000] [--plot PATH]
+                              [--index HNSW|IVF_FLAT|FLAT] [--ef 64 512 1024 2048] [--batch 1000] [--plot PATH]
 
 Inserts `--chunks` vectors (with a short text each, so the BM25 field is fed as in real use)
 through the inline::milvus provider in batches of `--batch` (each insert is flushed), waits for milvus-lite's background index
@@ -79,6 +79,7 @@ async def run(args: argparse.Namespace, db_path: str) -> tuple[float, float, lis
         batch = vectors[start:start + args.batch]
         await milvus.insert(STORE, [Chunk(id=str(start + i), file_id=f"file-{(start + i) // 50}", text=f"chunk {start + i}",
                                           embedding=v.tolist()) for i, v in enumerate(batch)])
+        await milvus.flush(STORE)
     insert_s = time.perf_counter() - started
     started = time.perf_counter()
     await asyncio.to_thread(wait_for_index, db_path)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--data", choices=["clustered", "random"], default="clustered")
     parser.add_argument("--index", choices=["HNSW", "IVF_FLAT", "FLAT"], default="HNSW")
-    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256, 512],
+    parser.add_argument("--ef", type=int, nargs="+", default=[64, 512, 1024, 2048],
                         help="search breadths: HNSW ef, or nprobe for IVF_FLAT")
     parser.add_argument("--batch", type=int, default=1000, help="chunks per insert (each insert is flushed)")
     parser.add_argument("--plot", metavar="PATH")

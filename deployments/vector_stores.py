@@ -140,6 +140,7 @@ class VectorStoreService:
                 chunks = [Chunk(id=f"{file['id']}-{start + i:06d}", file_id=file["id"], text=text, embedding=vector,
                                 attributes=record["attributes"]) for i, (text, vector) in enumerate(zip(batch, vectors, strict=True))]
                 await self.gateway.call(self.provider_id, "insert", store["id"], chunks)
+            await self.gateway.call(self.provider_id, "flush", store["id"])
             outcome = {"status": "completed", "usage_bytes": sum(len(t.encode()) for t in texts)}
         except Exception as exc:
             code = "unsupported_file" if isinstance(exc, UnsupportedFile) else "server_error"

@@ -42,7 +42,14 @@ async def store(milvus):
     chunks = [Chunk(id=f"file-{i}-0", file_id=f"file-{i}", text=text, embedding=embed(text), attributes=attributes)
               for i, (text, attributes) in enumerate(DOCS)]
     await milvus.insert(store_id, chunks)
+    await milvus.flush(store_id)
     return store_id
+
+
+async def test_the_index_is_built_with_the_configured_parameters(milvus, store):
+    described = milvus.client.describe_index(store, "vector")
+    assert described["index_type"] == "HNSW"
+    assert (int(described["params"]["M"]), int(described["params"]["efConstruction"])) == (32, 256)
 
 
 def parse_filter(spec: dict):
