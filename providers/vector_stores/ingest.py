@@ -6,9 +6,14 @@ English text runs ~1.3 model tokens a word.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from html.parser import HTMLParser
 from pathlib import PurePath
+
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
 
 from providers.api.errors import InvalidRequestError
 
@@ -22,7 +27,7 @@ class UnsupportedFile(InvalidRequestError):
 def extract_text(filename: str, data: bytes) -> str:
     suffix = PurePath(filename).suffix.lower()
     if suffix == ".pdf" or data.startswith(b"%PDF"):
-        raise UnsupportedFile("PDF text extraction is not available yet")
+        return _pdf_text(filename, data)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -34,6 +39,21 @@ def extract_text(filename: str, data: bytes) -> str:
             return "\n".join(_json_strings(json.loads(text)))
         except json.JSONDecodeError as exc:
             raise UnsupportedFile(f"'{filename}' is not valid JSON: {exc}") from None
+    return text
+
+
+def _pdf_text(filename: str, data: bytes) -> str:
+    """The text layer of every page; a PDF without one (a scan) has nothing to index."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every malformed object
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnsupportedFile(f"'{filename}' is an encrypted PDF")
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+        raise UnsupportedFile(f"'{filename}' is not a readable PDF: {exc}") from None
+    if not text.strip():
+        raise UnsupportedFile(f"'{filename}' has no text layer (a scanned PDF needs OCR first)")
     return text
 
 

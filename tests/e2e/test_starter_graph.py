@@ -13,6 +13,7 @@ import ray
 from ray import serve
 
 from tests.e2e.test_remote_graph import wait_for
+from tests.pdf import text_pdf
 
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
@@ -190,8 +191,12 @@ def wait_until_ingested(client, store_id: str):
     return wait_for(done, timeout_s=120)
 
 
-def test_a_planted_fact_is_found_by_a_paraphrased_question(client):
-    handbook = client.files.create(file=("handbook.md", HANDBOOK), purpose="assistants")
+@pytest.mark.parametrize("filename, content", [
+    ("handbook.md", HANDBOOK),
+    ("handbook.pdf", text_pdf([line.split(". ") for line in HANDBOOK.decode().split("\n\n")])),
+])
+def test_a_planted_fact_is_found_by_a_paraphrased_question(client, filename, content):
+    handbook = client.files.create(file=(filename, content), purpose="assistants")
     store = client.vector_stores.create(
         name="handbook", file_ids=[handbook.id],
         chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}})
@@ -200,7 +205,7 @@ def test_a_planted_fact_is_found_by_a_paraphrased_question(client):
     assert counts.completed == 1 and counts.failed == 0
     results = client.vector_stores.search(store.id, query="Where can I find the extra key for the tower?", max_num_results=3)
     assert "blue flowerpot" in results.data[0].content[0].text
-    assert results.data[0].filename == "handbook.md" and results.data[0].file_id == handbook.id
+    assert results.data[0].filename == filename and results.data[0].file_id == handbook.id
     stored = client.vector_stores.files.retrieve(handbook.id, vector_store_id=store.id)
     assert stored.status == "completed" and stored.usage_bytes > 0
     assert client.vector_stores.delete(store.id).deleted
