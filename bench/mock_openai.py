@@ -5,9 +5,9 @@ on a raw asyncio protocol (httptools parser, uvloop when run as a process), so i
 few tens of microseconds per request and never bounds a benchmark.
 
 Replies are fixed: `MockConfig.reply`, streamed in `chunks` slices (`max_tokens` truncates them
-with finish_reason "length"), `chunk_delay_s` before each content chunk. Any model name is
-answered; usage counts are rough (prompt: 4 bytes of request body a token; completion: one
-token a chunk). Embeddings are deterministic unit vectors derived from each input's text.
+with finish_reason "length"), `chunk_delay_s` before each content chunk; embeddings answer after
+`embedding_delay_s`. Any model name is answered; usage counts are rough (prompt: 4 bytes of
+request body a token; completion: one token a chunk). Embeddings are deterministic unit vectors derived from each input's text.
 
 Fault models, chosen by the request's `model`:
   fail-<status>  answers that 4xx/5xx status with an OpenAI error body (fail-400, fail-429, fail-500)
@@ -56,6 +56,7 @@ class MockConfig:
     chunks: int = 8
     chunk_delay_s: float = 0.0
     embedding_dim: int = 8
+    embedding_delay_s: float = 0.0
     models: tuple[str, ...] = ("mock-model",)
 
 
@@ -292,7 +293,11 @@ class MockServer:
                 vector = base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
             data.append({"object": "embedding", "index": i, "embedding": vector})
         usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
-        conn.send(200, _dumps({"object": "list", "data": data, "model": body.get("model"), "usage": usage}))
+        payload = _dumps({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+        if self.config.embedding_delay_s:
+            asyncio.get_running_loop().call_later(self.config.embedding_delay_s, conn.send, 200, payload)
+        else:
+            conn.send(200, payload)
 
     def _head(self, prefix: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": f"{prefix}-{self._id_prefix}{next(self._ids)}", "object": kind, "created": int(time.time()),

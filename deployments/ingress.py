@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
+from ray import serve
 
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
@@ -59,8 +61,11 @@ class Ingress:
         )
         if config.providers.get("files"):
             self.gateway.files = await self._file_service(config, policy)
+        self._orphan_watch: asyncio.Task | None = None
         if config.providers.get("vector_io"):
             self.gateway.vector_stores = await self._vector_store_service(config, policy)
+            period_s = config.vector_stores.ingestion.resume_check_period_s
+            self._orphan_watch = asyncio.get_running_loop().create_task(self.gateway.vector_stores.watch_orphans(period_s))
         await self.gateway.seed_models()
 
     async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:
@@ -78,13 +83,15 @@ class Ingress:
                               id_param="vector_store_id")
         store_files = OwnedRecords(engine, f"{table_name}_files", policy, resource_type="vector_store_file",
                                    noun="vector store file", id_param="file_id",
-                                   filter_columns=("vector_store_id", "status", "batch_id"))
+                                   filter_columns=("vector_store_id", "status", "batch_id", "ingester"))
         batches = OwnedRecords(engine, f"{table_name}_file_batches", policy, resource_type="vector_store_file_batch",
                                noun="file batch", id_param="batch_id", filter_columns=("vector_store_id",))
         for records in (stores, store_files, batches):
             await records.create_table()
         provider_id = config.providers["vector_io"][0].provider_id
-        return VectorStoreService(self.gateway, self.gateway.files, stores, store_files, batches, provider_id)
+        ingester = serve.get_replica_context().replica_id.to_full_id_str()
+        return VectorStoreService(self.gateway, self.gateway.files, stores, store_files, batches, provider_id,
+                                  config.vector_stores.ingestion, ingester)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi_app(self.gateway)
@@ -92,6 +99,8 @@ class Ingress:
     async def __del__(self):
         """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
         stored records still queued are written before the connections close."""
+        if self._orphan_watch is not None:
+            self._orphan_watch.cancel()
         if self.gateway.vector_stores is not None:
             await self.gateway.vector_stores.close()
         store = self.gateway.inference_store

@@ -1,9 +1,9 @@
 """Vector stores: records in the `vector_stores` store, chunks in the vector IO deployment.
 
-Attaching a file answers at once with status `in_progress`; a task in this ingress replica reads
-the file, extracts and chunks its text, embeds the chunks through the embedding model's deployment
-in batches and inserts them, then marks the file `completed`, or `failed` with `last_error`. Chunk
-ids are the file id and position, so ingesting a file again replaces its chunks.
+Attaching a file answers at once with status `in_progress` and queues the file for this replica's
+ingestion runner (deployments/ingestion.py), a Ray Data pipeline that reads, chunks, embeds and
+inserts; the file then becomes `completed`, or `failed` with `last_error`. Each in-progress file
+names the replica ingesting it, so files of a replica that is gone are taken over by another.
 """
 
 from __future__ import annotations
@@ -14,37 +14,53 @@ import time
 import uuid
 from typing import Any
 
+import ray
+
 from deployments.files import FileService
 from deployments.gateway import Gateway
+from deployments.ingestion import IngestionRunner
 from providers.access import Identity
-from providers.api.errors import APIError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from providers.api.inference import EmbeddingRequest
 from providers.api.models import Model
-from providers.api.vector_io import Chunk
-from providers.api.vector_stores import (AttachFileRequest, ChunkingStrategy, CreateFileBatchRequest,
-                                         CreateVectorStoreRequest, SearchRequest, StaticChunkingStrategy,
-                                         UpdateVectorStoreRequest, search_result)
+from providers.api.vector_stores import (AttachFileRequest, AutoChunkingStrategy, CreateFileBatchRequest,
+                                         CreateVectorStoreRequest, SearchRequest, UpdateVectorStoreRequest,
+                                         search_result)
+from providers.run_config import IngestionConfig
 from providers.storage.owned_records import OwnedRecords
-from providers.vector_stores.ingest import UnsupportedFile, chunk_words, extract_text
+from providers.vector_stores.pipeline import FileJob, PipelineResources
 
 logger = logging.getLogger("ray.serve")
 
-EMBED_BATCH = 64
 # "auto" chunking: OpenAI's 800/400, capped to what the embedding model reads (MiniLM: 256 tokens).
 AUTO_MAX_WORDS, AUTO_OVERLAP_WORDS, WORDS_PER_TOKEN = 800, 400, 0.75
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
+SERVE_NAMESPACE = "serve"  # the Ray namespace of Serve's replica actors
+
+
+def replica_alive(actor_name: str) -> bool:
+    try:
+        ray.get_actor(actor_name, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True
 
 
 class VectorStoreService:
     def __init__(self, gateway: Gateway, files: FileService, stores: OwnedRecords, store_files: OwnedRecords,
-                 batches: OwnedRecords, provider_id: str):
+                 batches: OwnedRecords, provider_id: str, ingestion: IngestionConfig, ingester: str):
+        """`ingester` names this replica's actor, so other replicas can tell whether it still lives."""
         self.gateway = gateway
         self.files = files
         self.stores = stores
         self.store_files = store_files
         self.batches = batches
         self.provider_id = provider_id
-        self._ingestions: set[asyncio.Task] = set()
+        self.ingester = ingester
+        embedders = {pid: route.handle for pid, route in gateway.providers.items() if route.api == "inference"}
+        resources = PipelineResources(ingestion.embedding_batch_size, ingestion.concurrency, ingestion.num_cpus)
+        self.ingestion = IngestionRunner(embedders, gateway.provider(files.provider_id).handle,
+                                         gateway.provider(provider_id).handle, resources, self._settle, self._still_wanted)
 
     # ------------------------------------------------------------ stores
 
@@ -113,55 +129,90 @@ class VectorStoreService:
     async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest, batch_id: str = "") -> dict[str, Any]:
         store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
         file = await self.files.records.get(user, request.file_id)
-        strategy = request.chunking_strategy or {"type": "auto"}
+        strategy = request.chunking_strategy or AutoChunkingStrategy(type="auto")
         record = {"id": request.file_id, "object": "vector_store.file", "created_at": int(time.time()),
                   "vector_store_id": store_id, "status": "in_progress", "last_error": None, "usage_bytes": 0,
-                  "attributes": request.attributes or {},
-                  "chunking_strategy": strategy if isinstance(strategy, dict) else strategy.model_dump()}
+                  "attributes": request.attributes or {}, "chunking_strategy": strategy.model_dump()}
         row = self.store_files.row(record, None, row_id=f"{store_id}/{request.file_id}", vector_store_id=store_id,
-                                   status="in_progress", batch_id=batch_id)
+                                   status="in_progress", batch_id=batch_id, ingester=self.ingester)
         await self.store_files.insert([row])
-        task = asyncio.get_running_loop().create_task(self._ingest(store, file, record, request.chunking_strategy))
-        self._ingestions.add(task)
-        task.add_done_callback(self._ingestions.discard)
+        await self._submit(store, file, record)
         return record
 
-    async def _ingest(self, store: dict[str, Any], file: dict[str, Any], record: dict[str, Any],
-                      strategy: ChunkingStrategy | None) -> None:
-        row_id = f"{store['id']}/{file['id']}"
-        try:
-            data = await self.files.call(self.files.provider_id, "get", file["id"])
-            model = await self.gateway.models.get(store["embedding_model"])
-            max_words, overlap = self._chunk_sizes(model, strategy)
-            texts = chunk_words(extract_text(file["filename"], data), max_words, overlap)
-            for start in range(0, len(texts), EMBED_BATCH):
-                batch = texts[start:start + EMBED_BATCH]
-                vectors = await self._embed(model, batch)
-                chunks = [Chunk(id=f"{file['id']}-{start + i:06d}", file_id=file["id"], text=text, embedding=vector,
-                                attributes=record["attributes"]) for i, (text, vector) in enumerate(zip(batch, vectors, strict=True))]
-                await self.gateway.call(self.provider_id, "insert", store["id"], chunks)
-            await self.gateway.call(self.provider_id, "flush", store["id"])
-            outcome = {"status": "completed", "usage_bytes": sum(len(t.encode()) for t in texts)}
-        except Exception as exc:
-            code = "unsupported_file" if isinstance(exc, UnsupportedFile) else "server_error"
-            message = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
-            logger.warning("ingesting %s into %s failed: %s", file["id"], store["id"], message)
-            outcome = {"status": "failed", "last_error": {"code": code, "message": message}}
+    async def _submit(self, store: dict[str, Any], file: dict[str, Any], record: dict[str, Any]) -> None:
+        model = await self.gateway.models.get(store["embedding_model"])
+        max_words, overlap_words = self._chunk_sizes(model, record["chunking_strategy"])
+        job = FileJob(store_id=store["id"], file_id=file["id"], filename=file["filename"],
+                      attributes=record["attributes"], max_words=max_words, overlap_words=overlap_words)
+        self.ingestion.submit(job, model)
+
+    async def _settle(self, job: FileJob, outcome: dict[str, Any]) -> None:
+        """Record how a file's ingestion ended. A file that failed, was cancelled or was detached
+        meanwhile keeps none of its chunks; a completed one is flushed so search uses the index."""
+        row_id = f"{job.store_id}/{job.file_id}"
         try:
             current = await self.store_files.get(None, row_id)
         except NotFoundError:  # detached, or its store deleted, while it was being ingested
+            current = None
+        if current is None or current["status"] == "cancelled" or outcome["status"] != "completed":
+            try:
+                await self.gateway.call(self.provider_id, "delete_file", job.store_id, job.file_id)
+            except NotFoundError:
+                pass
+        if current is None or current["status"] == "cancelled":
             return
-        if current["status"] == "cancelled":
-            await self.gateway.call(self.provider_id, "delete_file", store["id"], file["id"])
-            return
+        if outcome["status"] == "completed":
+            await self.gateway.call(self.provider_id, "flush", job.store_id)
+        else:
+            logger.warning("ingesting %s into %s failed: %s", job.file_id, job.store_id, outcome["last_error"]["message"])
         await self.store_files.update(None, row_id, outcome, status=outcome["status"])
 
+    async def _still_wanted(self, jobs: list[FileJob]) -> set[tuple[str, str]]:
+        mine = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
+                                           ingester=self.ingester)
+        return {(record["vector_store_id"], record["id"]) for record in mine["data"]}
+
+    async def resume_orphans(self) -> int:
+        """Take over files left `in_progress` by ingress replicas that are gone (crashed, or stopped
+        before their pipeline finished) and ingest them again; chunk ids are the file id and position,
+        so chunks stored before the replica went are replaced, not doubled. Returns how many were taken."""
+        ingesters = await self.store_files.count_by("ingester", status="in_progress")
+        taken = 0
+        for ingester in ingesters:
+            if ingester == self.ingester or await asyncio.to_thread(replica_alive, ingester):
+                continue
+            orphans = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
+                                                  ingester=ingester)
+            for record in orphans["data"]:
+                row_id = f"{record['vector_store_id']}/{record['id']}"
+                try:
+                    store = await self.stores.get(None, record["vector_store_id"])
+                    file = await self.files.records.get(None, record["id"])
+                except NotFoundError as exc:
+                    await self.store_files.update(None, row_id, {"status": "failed", "last_error": {
+                        "code": "server_error", "message": exc.message}}, status="failed")
+                    continue
+                await self.store_files.update(None, row_id, {}, ingester=self.ingester)
+                await self._submit(store, file, record)
+                taken += 1
+        if taken:
+            logger.info("resumed the ingestion of %d files left by stopped replicas", taken)
+        return taken
+
+    async def watch_orphans(self, period_s: float) -> None:
+        while True:
+            try:
+                await self.resume_orphans()
+            except Exception as exc:  # storage down for a moment: look again next period
+                logger.warning("looking for orphaned ingestions failed: %r", exc)
+            await asyncio.sleep(period_s)
+
     @staticmethod
-    def _chunk_sizes(model: Model, strategy: ChunkingStrategy | None) -> tuple[int, int]:
-        if isinstance(strategy, StaticChunkingStrategy):
-            static = strategy.static
-            return (max(1, int(static.max_chunk_size_tokens * WORDS_PER_TOKEN)),
-                    int(static.chunk_overlap_tokens * WORDS_PER_TOKEN))
+    def _chunk_sizes(model: Model, strategy: dict[str, Any]) -> tuple[int, int]:
+        if strategy["type"] == "static":
+            static = strategy["static"]
+            return (max(1, int(static["max_chunk_size_tokens"] * WORDS_PER_TOKEN)),
+                    int(static["chunk_overlap_tokens"] * WORDS_PER_TOKEN))
         context_words = int(model.metadata.get("context_length", 1024) * WORDS_PER_TOKEN)
         max_words = min(AUTO_MAX_WORDS, context_words)
         return max_words, min(AUTO_OVERLAP_WORDS, max_words // 4)
@@ -260,6 +311,5 @@ class VectorStoreService:
                 "data": data, "has_more": False, "next_page": None}
 
     async def close(self) -> None:
-        """Wait for ingestions in flight (a replica that stops finishes what it started)."""
-        if self._ingestions:
-            await asyncio.gather(*self._ingestions, return_exceptions=True)
+        """Wait for ingestions in flight; what a replica stopped too soon leaves is resumed by another."""
+        await self.ingestion.close()

@@ -174,6 +174,21 @@ class ServerConfig(StrictModel):
     access_policy: list[AccessRule] = []
 
 
+class IngestionConfig(StrictModel):
+    """The Ray Data pipeline that ingests files into vector stores (providers/vector_stores/pipeline.py):
+    chunks per embedding call, tasks per stage, the CPUs each task reserves (they mostly wait on the
+    embedding deployment), and how often replicas look for files a stopped replica left in progress."""
+
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    concurrency: int = Field(default=2, ge=1)
+    num_cpus: float = Field(default=0.1, ge=0)
+    resume_check_period_s: float = Field(default=30.0, gt=0)
+
+
+class VectorStoresConfig(StrictModel):
+    ingestion: IngestionConfig = IngestionConfig()
+
+
 class RunConfig(StrictModel):
     version: int = 1
     apis: list[Literal["inference", "models", "files", "vector_io", "inspect", "providers"]]
@@ -181,6 +196,7 @@ class RunConfig(StrictModel):
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
     server: ServerConfig = ServerConfig()
+    vector_stores: VectorStoresConfig = VectorStoresConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "RunConfig":

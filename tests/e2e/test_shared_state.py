@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import openai
 import pytest
+import ray
 from ray import serve
 
 from bench.mock_openai import MockConfig, start_mock_server
@@ -54,6 +55,7 @@ def storage_config(backend: str, state_dir) -> dict:
 
 
 MAX_FILE_BYTES = 64 * 1024
+EMBEDDING_BATCH = 4
 
 
 def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
@@ -75,7 +77,10 @@ def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
             {"model_id": "slow", "provider_id": "slow", "provider_model_id": "mock-model"},
             {"model_id": "embedder", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding",
              "metadata": {"embedding_dimension": 8}},
+            {"model_id": "slow-embedder", "provider_id": "slow", "provider_model_id": "mock-model", "model_type": "embedding",
+             "metadata": {"embedding_dimension": 8}},
         ]},
+        "vector_stores": {"ingestion": {"embedding_batch_size": EMBEDDING_BATCH, "resume_check_period_s": 2}},
         "storage": storage,
         "server": {
             "ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}},
@@ -88,7 +93,8 @@ def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
 @pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
 def graph(request, serve_session, tmp_path_factory):
     base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=4))
-    slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3))
+    slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3,
+                                                                 embedding_delay_s=0.5))
     state_dir = tmp_path_factory.mktemp("state")
     storage = storage_config(request.param, state_dir)
     config = parse_run_config(run_config(base_url, slow_url, storage, state_dir / "files"), "test")
@@ -352,6 +358,58 @@ def test_a_file_batch_reports_progress_and_its_files(users):
     assert alice.vector_stores.search(store.id, query="batches", filters={"type": "eq", "key": "source", "value": "x"}).data == []
     with pytest.raises(openai.NotFoundError):
         users["bob"].vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+
+
+# Static chunks of 100 tokens hold 75 words: 30 chunks, embedded 4 at a time at 0.5 s a call by the slow embedder.
+LONG_TEXT = " ".join(f"word{n}" for n in range(30 * 75)).encode()
+SMALL_CHUNKS = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+
+
+def stored_chunks(client: openai.OpenAI, store_id: str, file_id: str) -> list[str]:
+    return [part.text for part in client.vector_stores.files.content(file_id, vector_store_id=store_id)]
+
+
+def test_cancelling_a_batch_stops_its_ingestion_and_keeps_none_of_its_chunks(users):
+    alice = users["alice"]
+    store = alice.vector_stores.create(name="cancelled", extra_body={"embedding_model": "slow-embedder"})
+    file_ids = [upload(alice, LONG_TEXT, name=f"long{n}.txt").id for n in range(3)]
+    batch = alice.vector_stores.file_batches.create(store.id, file_ids=file_ids, chunking_strategy=SMALL_CHUNKS)
+    wait_for(lambda: any(stored_chunks(alice, store.id, f) for f in file_ids), timeout_s=60)
+    cancelled = alice.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.file_counts.cancelled >= 1
+    assert cancelled.file_counts.cancelled + cancelled.file_counts.completed == 3
+    statuses = {f.id: f.status for f in alice.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)}
+    dropped = [f for f, status in statuses.items() if status == "cancelled"]
+    wait_for(lambda: not any(stored_chunks(alice, store.id, f) for f in dropped), timeout_s=30)
+    assert all(len(stored_chunks(alice, store.id, f)) == 30 for f, status in statuses.items() if status == "completed")
+    later = alice.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+    assert later.status == "cancelled" and later.file_counts.cancelled == cancelled.file_counts.cancelled
+
+
+def ingress_replicas() -> list:
+    return [ray.get_actor(actor["name"], namespace="serve") for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["namespace"] == "serve" and "#ingress#" in actor["name"]]
+
+
+def test_an_ingestion_whose_replicas_die_is_finished_by_their_successors(users):
+    alice = users["alice"]
+    store = alice.vector_stores.create(name="resumed", extra_body={"embedding_model": "slow-embedder"})
+    file_id = upload(alice, LONG_TEXT, name="long.txt").id
+    alice.vector_stores.files.create(store.id, file_id=file_id, chunking_strategy=SMALL_CHUNKS)
+    wait_for(lambda: stored_chunks(alice, store.id, file_id), timeout_s=60)
+    for replica in ingress_replicas():
+        ray.kill(replica, no_restart=True)
+
+    def status():
+        try:
+            return alice.vector_stores.files.retrieve(file_id, vector_store_id=store.id).status
+        except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
+            return None  # the replicas are being replaced
+    assert wait_for(lambda: status() not in (None, "in_progress") and status(), timeout_s=120) == "completed"
+    chunks = stored_chunks(alice, store.id, file_id)
+    assert len(chunks) == 30 and len(set(chunks)) == 30
+    assert chunks[-1].split()[-1] == "word2249"
 
 
 @pytest.mark.parametrize("body, param", [

@@ -84,6 +84,14 @@ def test_typo_in_deployment_options_is_named():
         parse_run_config(data, "t")
 
 
+def test_ingestion_settings_default_and_bad_ones_are_named():
+    assert parse_run_config(minimal(), "t").vector_stores.ingestion.embedding_batch_size == 64
+    data = minimal()
+    data["vector_stores"] = {"ingestion": {"concurrency": 0}}
+    with pytest.raises(ConfigError, match="vector_stores.ingestion.concurrency"):
+        parse_run_config(data, "t")
+
+
 def test_store_naming_a_missing_backend_names_both():
     data = minimal()
     data["storage"]["stores"]["metadata"]["backend"] = "nowhere"
