@@ -46,9 +46,9 @@ class Target:
 # ---------------------------------------------------------------- the mock
 
 
-def start_mock_process(chunks: int, chunk_delay_s: float, stack: ExitStack) -> Target:
-    command = [sys.executable, "-m", "bench.mock_openai", "--port", "0",
-               "--chunks", str(chunks), "--chunk-delay", str(chunk_delay_s)]
+def start_mock_process(chunks: int, chunk_delay_s: float, stack: ExitStack, embedding_delay_s: float = 0.0) -> Target:
+    command = [sys.executable, "-m", "bench.mock_openai", "--port", "0", "--chunks", str(chunks),
+               "--chunk-delay", str(chunk_delay_s), "--embedding-delay", str(embedding_delay_s)]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     stack.callback(_terminate, process)
     base_url = process.stdout.readline().strip()

@@ -366,8 +366,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply", default=MockConfig.reply)
     parser.add_argument("--chunks", type=int, default=MockConfig.chunks)
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds before each content chunk")
+    parser.add_argument("--embedding-delay", type=float, default=0.0, help="seconds before each embeddings answer")
     args = parser.parse_args(argv)
-    config = MockConfig(reply=args.reply, chunks=args.chunks, chunk_delay_s=args.chunk_delay)
+    config = MockConfig(reply=args.reply, chunks=args.chunks, chunk_delay_s=args.chunk_delay,
+                        embedding_delay_s=args.embedding_delay)
     try:
         with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
             runner.run(_serve_forever(config, args.host, args.port))

@@ -25,6 +25,8 @@ Key = tuple[str, str]  # (vector store id, file id)
 Settle = Callable[[FileJob, dict[str, Any]], Awaitable[None]]
 # Which of these files are still wanted (attached and in progress).
 StillWanted = Callable[[list[FileJob]], Awaitable[set[Key]]]
+# Seal a store's inserted chunks into indexed segments.
+Flush = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -38,13 +40,15 @@ class _Tally:
 
 class IngestionRunner:
     def __init__(self, handles: dict[str, Any], files_handle: Any, vector_io_handle: Any,
-                 resources: PipelineResources, settle: Settle, still_wanted: StillWanted, poll_s: float = 1.0):
+                 resources: PipelineResources, settle: Settle, still_wanted: StillWanted, flush: Flush,
+                 poll_s: float = 1.0):
         self.handles = handles  # embedding provider id -> deployment handle
         self.files_handle = files_handle
         self.vector_io_handle = vector_io_handle
         self.resources = resources
         self.settle = settle
         self.still_wanted = still_wanted
+        self.flush = flush
         self.poll_s = poll_s
         self._pending: list[tuple[FileJob, Model]] = []
         self._runner: asyncio.Task | None = None
@@ -66,6 +70,11 @@ class IngestionRunner:
                     await self._run_pipeline(model, jobs)
                 except Exception:  # settling failed (storage down): the files stay in progress until resumed
                     logger.exception("ingesting %d files failed", len(jobs))
+                for store_id in {job.store_id for job in jobs}:
+                    try:
+                        await self.flush(store_id)
+                    except Exception as exc:  # the store was deleted meanwhile, or Milvus is down: search still finds the rows
+                        logger.warning("flushing %s after ingestion failed: %r", store_id, exc)
 
     async def _run_pipeline(self, model: Model, jobs: list[FileJob]) -> None:
         loop = asyncio.get_running_loop()

@@ -60,7 +60,8 @@ class VectorStoreService:
         embedders = {pid: route.handle for pid, route in gateway.providers.items() if route.api == "inference"}
         resources = PipelineResources(ingestion.embedding_batch_size, ingestion.concurrency, ingestion.num_cpus)
         self.ingestion = IngestionRunner(embedders, gateway.provider(files.provider_id).handle,
-                                         gateway.provider(provider_id).handle, resources, self._settle, self._still_wanted)
+                                         gateway.provider(provider_id).handle, resources, self._settle, self._still_wanted,
+                                         self._flush)
 
     # ------------------------------------------------------------ stores
 
@@ -71,6 +72,8 @@ class VectorStoreService:
         if request.provider_id not in (None, self.provider_id):
             raise NotFoundError(f"no vector IO provider '{request.provider_id}'", param="provider_id")
         model = await self._embedding_model(user, request.embedding_model)
+        for file_id in request.file_ids:  # every file must be readable before the store exists
+            await self.files.records.get(user, file_id)
         dimension = model.metadata.get("embedding_dimension") or len((await self._embed(model, ["dimension"]))[0])
         await self.gateway.call(self.provider_id, "create_store", store_id, dimension)
         now = int(time.time())
@@ -79,8 +82,9 @@ class VectorStoreService:
                   "expires_after": request.expires_after.model_dump() if request.expires_after else None,
                   "embedding_model": model.identifier, "embedding_dimension": dimension}
         await self.stores.insert([self.stores.row(record, user)])
-        for file_id in request.file_ids:
-            await self.attach(user, store_id, AttachFileRequest(file_id=file_id, chunking_strategy=request.chunking_strategy))
+        if request.file_ids:
+            await self._attach_files(user, store_id, [AttachFileRequest(file_id=file_id, chunking_strategy=request.chunking_strategy)
+                                                      for file_id in dict.fromkeys(request.file_ids)])
         return await self.view(record)
 
     async def _embedding_model(self, user: Identity | None, model_id: str | None) -> Model:
@@ -126,21 +130,31 @@ class VectorStoreService:
 
     # ------------------------------------------------------------ files
 
-    async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest, batch_id: str = "") -> dict[str, Any]:
-        store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
-        file = await self.files.records.get(user, request.file_id)
-        strategy = request.chunking_strategy or AutoChunkingStrategy(type="auto")
-        record = {"id": request.file_id, "object": "vector_store.file", "created_at": int(time.time()),
-                  "vector_store_id": store_id, "status": "in_progress", "last_error": None, "usage_bytes": 0,
-                  "attributes": request.attributes or {}, "chunking_strategy": strategy.model_dump()}
-        row = self.store_files.row(record, None, row_id=f"{store_id}/{request.file_id}", vector_store_id=store_id,
-                                   status="in_progress", batch_id=batch_id, ingester=self.ingester)
-        await self.store_files.insert([row])
-        await self._submit(store, file, record)
-        return record
+    async def attach(self, user: Identity | None, store_id: str, request: AttachFileRequest) -> dict[str, Any]:
+        return (await self._attach_files(user, store_id, [request]))[0]
 
-    async def _submit(self, store: dict[str, Any], file: dict[str, Any], record: dict[str, Any]) -> None:
+    async def _attach_files(self, user: Identity | None, store_id: str, requests: list[AttachFileRequest],
+                            batch_id: str = "") -> list[dict[str, Any]]:
+        """Attach files in one write and queue them together, so they share one pipeline; every
+        file must be readable by the caller before any is attached."""
+        store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
+        files = [await self.files.records.get(user, request.file_id) for request in requests]
         model = await self.gateway.models.get(store["embedding_model"])
+        records, rows = [], []
+        for request in requests:
+            strategy = request.chunking_strategy or AutoChunkingStrategy(type="auto")
+            record = {"id": request.file_id, "object": "vector_store.file", "created_at": int(time.time()),
+                      "vector_store_id": store_id, "status": "in_progress", "last_error": None, "usage_bytes": 0,
+                      "attributes": request.attributes or {}, "chunking_strategy": strategy.model_dump()}
+            records.append(record)
+            rows.append(self.store_files.row(record, None, row_id=f"{store_id}/{request.file_id}", vector_store_id=store_id,
+                                             status="in_progress", batch_id=batch_id, ingester=self.ingester))
+        await self.store_files.insert(rows)
+        for file, record in zip(files, records):
+            self._submit(store, file, record, model)
+        return records
+
+    def _submit(self, store: dict[str, Any], file: dict[str, Any], record: dict[str, Any], model: Model) -> None:
         max_words, overlap_words = self._chunk_sizes(model, record["chunking_strategy"])
         job = FileJob(store_id=store["id"], file_id=file["id"], filename=file["filename"],
                       attributes=record["attributes"], max_words=max_words, overlap_words=overlap_words)
@@ -148,7 +162,8 @@ class VectorStoreService:
 
     async def _settle(self, job: FileJob, outcome: dict[str, Any]) -> None:
         """Record how a file's ingestion ended. A file that failed, was cancelled or was detached
-        meanwhile keeps none of its chunks; a completed one is flushed so search uses the index."""
+        meanwhile keeps none of its chunks. A completed file is searchable at once; the runner
+        flushes each store once its pipeline ends, so search then uses the index."""
         row_id = f"{job.store_id}/{job.file_id}"
         try:
             current = await self.store_files.get(None, row_id)
@@ -161,11 +176,12 @@ class VectorStoreService:
                 pass
         if current is None or current["status"] == "cancelled":
             return
-        if outcome["status"] == "completed":
-            await self.gateway.call(self.provider_id, "flush", job.store_id)
-        else:
+        if outcome["status"] == "failed":
             logger.warning("ingesting %s into %s failed: %s", job.file_id, job.store_id, outcome["last_error"]["message"])
         await self.store_files.update(None, row_id, outcome, status=outcome["status"])
+
+    async def _flush(self, store_id: str) -> None:
+        await self.gateway.call(self.provider_id, "flush", store_id)
 
     async def _still_wanted(self, jobs: list[FileJob]) -> set[tuple[str, str]]:
         mine = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
@@ -193,7 +209,7 @@ class VectorStoreService:
                         "code": "server_error", "message": exc.message}}, status="failed")
                     continue
                 await self.store_files.update(None, row_id, {}, ingester=self.ingester)
-                await self._submit(store, file, record)
+                self._submit(store, file, record, await self.gateway.models.get(store["embedding_model"]))
                 taken += 1
         if taken:
             logger.info("resumed the ingestion of %d files left by stopped replicas", taken)
@@ -247,14 +263,14 @@ class VectorStoreService:
 
     async def create_batch(self, user: Identity | None, store_id: str, request: CreateFileBatchRequest) -> dict[str, Any]:
         await self.stores.get(user, store_id)
-        for file_id in request.file_ids:  # every file must be readable before any is attached
+        for file_id in request.file_ids:  # every file must be readable before the batch exists
             await self.files.records.get(user, file_id)
         record = {"id": f"vsfb_{uuid.uuid4().hex}", "object": "vector_store.file_batch",
                   "created_at": int(time.time()), "vector_store_id": store_id, "cancelled": False}
         await self.batches.insert([self.batches.row(record, None, vector_store_id=store_id)])
-        for file_id in request.file_ids:
-            attach = AttachFileRequest(file_id=file_id, attributes=request.attributes, chunking_strategy=request.chunking_strategy)
-            await self.attach(user, store_id, attach, batch_id=record["id"])
+        attach = [AttachFileRequest(file_id=file_id, attributes=request.attributes, chunking_strategy=request.chunking_strategy)
+                  for file_id in dict.fromkeys(request.file_ids)]
+        await self._attach_files(user, store_id, attach, batch_id=record["id"])
         return await self.batch_view(record)
 
     async def batch_view(self, record: dict[str, Any]) -> dict[str, Any]:

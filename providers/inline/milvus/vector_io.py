@@ -63,7 +63,8 @@ class MilvusVectorIO:
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", **self._dense_index())
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        self.client.create_collection(name, schema=schema, index_params=index)
+        # Strong: a search sees every insert acknowledged before it (a file marked completed is found).
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
     def _dense_index(self) -> dict[str, Any]:
         params = {"HNSW": {"M": self.index.hnsw_m, "efConstruction": self.index.hnsw_ef_construction},
@@ -94,7 +95,7 @@ class MilvusVectorIO:
             await asyncio.to_thread(self.client.upsert, name, rows)
 
     async def flush(self, store_id: str) -> None:
-        """Seal what was inserted so it is indexed: call once a file is in, not per insert (each
+        """Seal what was inserted so it is indexed: call once an ingestion is done, not per insert (each
         flush makes a segment), nor never (unflushed rows are searched by brute force, ~45 µs
         each per query in milvus-lite)."""
         await asyncio.to_thread(self.client.flush, await self._existing(store_id))
