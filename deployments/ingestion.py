@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from providers.api.models import Model
@@ -20,13 +20,25 @@ logger = logging.getLogger("ray.serve")
 COLLECT_S = 0.1
 
 Key = tuple[str, str]  # (vector store id, file id)
-# Called once per file: the job and its outcome ({"status": "completed", "usage_bytes": n} or
-# {"status": "failed", "last_error": {...}}); files no longer wanted are settled as "cancelled".
+# Called once per file with the job and its outcome: {"status": "completed", "usage_bytes": n},
+# {"status": "failed", "last_error": {...}}, or {"status": "cancelled"} for a file no longer wanted;
+# then, for a file that failed or was cancelled, once more with {"status": "discarded"} after the
+# pipeline has stopped, to remove what tasks still in flight stored of it.
 Settle = Callable[[FileJob, dict[str, Any]], Awaitable[None]]
 # Which of these files are still wanted (attached and in progress).
 StillWanted = Callable[[list[FileJob]], Awaitable[set[Key]]]
 # Seal a store's inserted chunks into indexed segments.
 Flush = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class _Run:
+    """One pipeline's files: those not settled yet, their chunk counts, and those dropped (failed or
+    cancelled), whose chunks are removed again once the pipeline has stopped."""
+
+    unsettled: dict[Key, FileJob]
+    tallies: dict[Key, "_Tally"] = field(default_factory=dict)
+    dropped: list[FileJob] = field(default_factory=list)
 
 
 @dataclass
@@ -84,53 +96,56 @@ class IngestionRunner:
         pipeline = asyncio.ensure_future(asyncio.to_thread(
             run_pipeline, jobs, self.files_handle, target, self.vector_io_handle, self.resources,
             lambda progress: loop.call_soon_threadsafe(arrived.put_nowait, progress), stop))
-        unsettled = {(job.store_id, job.file_id): job for job in jobs}
-        tallies = {key: _Tally() for key in unsettled}
+        run = _Run({(job.store_id, job.file_id): job for job in jobs})
         logger.info("ingesting %d files with %s", len(jobs), model.identifier)
         try:
-            while unsettled and not (pipeline.done() and arrived.empty()):
+            while run.unsettled and not (pipeline.done() and arrived.empty()):
                 try:
                     progress = await asyncio.wait_for(arrived.get(), timeout=self.poll_s)
                 except asyncio.TimeoutError:
                     progress = []
                 for item in progress:
-                    await self._count(item, tallies, unsettled)
+                    await self._count(run, item)
                 if not progress or arrived.empty():
-                    await self._drop_unwanted(unsettled)
-            if not unsettled:
+                    await self._drop_unwanted(run)
+            if not run.unsettled:
                 stop.set()
             await pipeline
+            ended = "ingestion ended before all of the file's chunks were stored"
         except Exception as exc:  # the pipeline itself failed: every file it had not settled fails with it
             logger.warning("ingestion pipeline failed: %r", exc)
-            for job in unsettled.values():
-                await self.settle(job, _failed("server_error", f"ingestion pipeline failed: {type(exc).__name__}: {exc}"))
-            return
-        for job in unsettled.values():
-            await self.settle(job, _failed("server_error", "ingestion ended before all of the file's chunks were stored"))
+            ended = f"ingestion pipeline failed: {type(exc).__name__}: {exc}"
+        for key in list(run.unsettled):
+            await self._settle(run, key, _failed("server_error", ended))
+        for job in run.dropped:  # tasks in flight when it was dropped may have stored more of it since
+            await self.settle(job, {"status": "discarded"})
 
-    async def _count(self, item: FileProgress, tallies: dict[Key, _Tally], unsettled: dict[Key, FileJob]) -> None:
+    async def _settle(self, run: _Run, key: Key, outcome: dict[str, Any]) -> None:
+        job = run.unsettled.pop(key)
+        if outcome["status"] != "completed":
+            run.dropped.append(job)
+        await self.settle(job, outcome)
+
+    async def _count(self, run: _Run, item: FileProgress) -> None:
         key = (item.store_id, item.file_id)
-        job = unsettled.get(key)
-        if job is None:
+        if key not in run.unsettled:
             return
-        tally = tallies[key]
+        tally = run.tallies.setdefault(key, _Tally())
         tally.chunks += item.chunks
         tally.total = item.total
         tally.usage_bytes += item.usage_bytes
         if item.error:
             tally.error_code, tally.error = item.error_code, item.error
         if tally.error:
-            del unsettled[key]
-            await self.settle(job, _failed(tally.error_code, tally.error))
+            await self._settle(run, key, _failed(tally.error_code, tally.error))
         elif tally.chunks >= tally.total:
-            del unsettled[key]
-            await self.settle(job, {"status": "completed", "usage_bytes": tally.usage_bytes})
+            await self._settle(run, key, {"status": "completed", "usage_bytes": tally.usage_bytes})
 
-    async def _drop_unwanted(self, unsettled: dict[Key, FileJob]) -> None:
+    async def _drop_unwanted(self, run: _Run) -> None:
         """Cancelled or detached files are settled now; the pipeline stops once none is left."""
-        wanted = await self.still_wanted(list(unsettled.values()))
-        for key in [k for k in unsettled if k not in wanted]:
-            await self.settle(unsettled.pop(key), {"status": "cancelled"})
+        wanted = await self.still_wanted(list(run.unsettled.values()))
+        for key in [k for k in run.unsettled if k not in wanted]:
+            await self._settle(run, key, {"status": "cancelled"})
 
     async def close(self) -> None:
         if self._runner is not None:

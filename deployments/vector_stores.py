@@ -161,24 +161,32 @@ class VectorStoreService:
         self.ingestion.submit(job, model)
 
     async def _settle(self, job: FileJob, outcome: dict[str, Any]) -> None:
-        """Record how a file's ingestion ended. A file that failed, was cancelled or was detached
-        meanwhile keeps none of its chunks. A completed file is searchable at once; the runner
-        flushes each store once its pipeline ends, so search then uses the index."""
+        """Record how a file's ingestion ended (outcomes: deployments/ingestion.py). A file that
+        failed, was cancelled or was detached meanwhile keeps none of its chunks. A completed file is
+        searchable at once; the runner flushes each store once its pipeline ends, so search then
+        uses the index."""
         row_id = f"{job.store_id}/{job.file_id}"
         try:
-            current = await self.store_files.get(None, row_id)
+            status = (await self.store_files.get(None, row_id))["status"]
         except NotFoundError:  # detached, or its store deleted, while it was being ingested
-            current = None
-        if current is None or current["status"] == "cancelled" or outcome["status"] != "completed":
-            try:
-                await self.gateway.call(self.provider_id, "delete_file", job.store_id, job.file_id)
-            except NotFoundError:
-                pass
-        if current is None or current["status"] == "cancelled":
+            status = None
+        if outcome["status"] == "discarded":
+            if status in (None, "cancelled", "failed"):
+                await self._drop_chunks(job)
+            return
+        if outcome["status"] != "completed" or status != "in_progress":
+            await self._drop_chunks(job)
+        if status != "in_progress":
             return
         if outcome["status"] == "failed":
             logger.warning("ingesting %s into %s failed: %s", job.file_id, job.store_id, outcome["last_error"]["message"])
         await self.store_files.update(None, row_id, outcome, status=outcome["status"])
+
+    async def _drop_chunks(self, job: FileJob) -> None:
+        try:
+            await self.gateway.call(self.provider_id, "delete_file", job.store_id, job.file_id)
+        except NotFoundError:  # the store is gone, and its chunks with it
+            pass
 
     async def _flush(self, store_id: str) -> None:
         await self.gateway.call(self.provider_id, "flush", store_id)
