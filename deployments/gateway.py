@@ -17,6 +17,8 @@ from providers.storage.inference_store import InferenceStore
 
 if TYPE_CHECKING:
     from deployments.files import FileService
+    from deployments.prompts import PromptService
+    from deployments.safety import SafetyService
     from deployments.vector_stores import VectorStoreService
 
 logger = logging.getLogger("ray.serve")
@@ -30,8 +32,8 @@ class ProviderRoute:
 
 
 class Gateway:
-    """Provider handles, the model routing table, the inference store, the file and vector store
-    services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
+    """Provider handles, the model routing table, the inference store, the file, vector store,
+    prompt and safety services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -43,6 +45,8 @@ class Gateway:
         self.policy = policy or AccessPolicy()
         self.files: FileService | None = None
         self.vector_stores: VectorStoreService | None = None
+        self.prompts: PromptService | None = None
+        self.safety: SafetyService | None = None
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()

@@ -12,7 +12,9 @@ from ray import serve
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
 from deployments.files import FileService
-from deployments.routers import files, inference, inspect, models, stored_completions, vector_stores
+from deployments.prompts import PromptService
+from deployments.routers import files, inference, inspect, models, prompts, safety, stored_completions, vector_stores
+from deployments.safety import SafetyService
 from deployments.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
 from providers.auth.authenticators import build_authenticator
@@ -36,7 +38,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, vector_stores, inspect):
+    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -66,6 +68,10 @@ class Ingress:
             self.gateway.vector_stores = await self._vector_store_service(config, policy)
             period_s = config.vector_stores.ingestion.resume_check_period_s
             self._orphan_watch = asyncio.get_running_loop().create_task(self.gateway.vector_stores.watch_orphans(period_s))
+        if config.providers.get("safety"):
+            self.gateway.safety = SafetyService(self.gateway)
+        if "prompts" in config.apis:
+            self.gateway.prompts = await self._prompt_service(policy)
         await self.gateway.seed_models()
 
     async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:
@@ -76,6 +82,15 @@ class Ingress:
         await records.create_table()
         max_bytes = get_spec(entry.provider_type).parse_config(entry.config).max_file_size_bytes
         return FileService(records, self.gateway.call, entry.provider_id, max_bytes)
+
+    async def _prompt_service(self, policy: AccessPolicy) -> PromptService:
+        engine, table_name = self.storage.sql("prompts")
+        heads = OwnedRecords(engine, table_name, policy, resource_type="prompt", noun="prompt", id_param="prompt_id")
+        versions = OwnedRecords(engine, f"{table_name}_versions", policy, resource_type="prompt_version",
+                                noun="prompt version", id_param="version", filter_columns=("prompt_id",))
+        for records in (heads, versions):
+            await records.create_table()
+        return PromptService(heads, versions)
 
     async def _vector_store_service(self, config: RunConfig, policy: AccessPolicy) -> VectorStoreService:
         engine, table_name = self.storage.sql("vector_stores")

@@ -111,6 +111,18 @@ PROVIDER_SPECS += (
         single_replica="milvus-lite lets one process open its directory; a second replica fails with DataDirLockedError",
     ),
     ProviderSpec(
+        provider_type="inline::profanity-check",
+        api="safety",
+        module="providers.inline.profanity_check",
+        config_class="providers.inline.profanity_check.config:ProfanityCheckConfig",
+        description="Offline CPU shield: the abusive-language classifier of alt-profanity-check",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0},
+        },
+    ),
+    ProviderSpec(
         provider_type="remote::milvus",
         api="vector_io",
         module="providers.inline.milvus",

@@ -89,8 +89,8 @@ class SQLStoreRef(StrictModel):
 
 # Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
 STORE_FAMILIES: dict[str, str] = {
-    "metadata": "kv", "prompts": "kv", "jobs": "kv",
-    "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql", "vector_stores": "sql",
+    "metadata": "kv", "jobs": "kv",
+    "prompts": "sql", "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql", "vector_stores": "sql",
 }
 
 
@@ -157,8 +157,16 @@ class ModelEntry(StrictModel):
     metadata: dict[str, Any] = {}
 
 
+class ShieldEntry(StrictModel):
+    shield_id: str = Field(min_length=1)
+    provider_id: str
+    provider_shield_id: str | None = None
+    params: dict[str, Any] = {}
+
+
 class RegisteredResources(StrictModel):
     models: list[ModelEntry] = []
+    shields: list[ShieldEntry] = []
 
 
 class ServerConfig(StrictModel):
@@ -191,7 +199,7 @@ class VectorStoresConfig(StrictModel):
 
 class RunConfig(StrictModel):
     version: int = 1
-    apis: list[Literal["inference", "models", "files", "vector_io", "inspect", "providers"]]
+    apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "safety", "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -213,12 +221,19 @@ class RunConfig(StrictModel):
                     f"registered_resources.models.{i}.provider_id: no provider "
                     f"'{model.provider_id}' (known: {', '.join(ids) or 'none'})"
                 )
+        safety_ids = [p.provider_id for p in self.providers.get("safety", [])]
+        for i, shield in enumerate(self.registered_resources.shields):
+            if shield.provider_id not in safety_ids:
+                raise ValueError(f"registered_resources.shields.{i}.provider_id: no safety provider "
+                                 f"'{shield.provider_id}' (known: {', '.join(safety_ids) or 'none'})")
         if "metadata" not in self.storage.stores:
             raise ValueError("storage.stores.metadata: a metadata store is required")
         if len(self.providers.get("files", [])) > 1:
             raise ValueError("providers.files: one files provider at most")
         if self.providers.get("files") and "files" not in self.storage.stores:
             raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
+        if "prompts" in self.apis and "prompts" not in self.storage.stores:
+            raise ValueError("storage.stores.prompts: the prompts api keeps its prompts in a 'prompts' store; declare one")
         if len(self.providers.get("vector_io", [])) > 1:
             raise ValueError("providers.vector_io: one vector_io provider at most")
         if self.providers.get("vector_io"):

@@ -68,6 +68,12 @@ class OwnedRecords:
         async with self.engine.begin() as conn:
             await conn.execute(self._insert(self.table).on_conflict_do_nothing(index_elements=["id"]), rows)
 
+    async def insert_new(self, row: dict[str, Any]) -> bool:
+        """Insert one row; False if its id is already stored (someone else got there first)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(self._insert(self.table).on_conflict_do_nothing(index_elements=["id"]), row)
+        return result.rowcount == 1
+
     def _visible(self, user: Identity | None):
         predicate: Predicate = self.policy.sql_filter(user, "read", self.resource_type, self._columns)
         return true() if predicate is True else false() if predicate is False else predicate

@@ -51,6 +51,7 @@ def storage_config(backend: str, state_dir) -> dict:
         "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}"},
         "files": {"backend": "sql", "table_name": f"files_{suffix}"},
         "vector_stores": {"backend": "sql", "table_name": f"vector_stores_{suffix}"},
+        "prompts": {"backend": "sql", "table_name": f"prompts_{suffix}"},
     }}
 
 
@@ -61,7 +62,7 @@ EMBEDDING_BATCH = 4
 def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
@@ -433,9 +434,70 @@ def test_attaching_an_unknown_file_is_404_naming_it(users):
     assert missing.value.body["param"] == "file_id"
 
 
+def as_http(base_url: str, user: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{base_url}/v1", headers={"Authorization": f"Bearer tok-{user}"}, timeout=30)
+
+
+GREETING = "Hello {{ name }}, welcome to {{ place }}."
+
+
+def test_a_prompt_is_versioned_and_only_the_latest_version_can_be_updated(serve_session, graph):
+    with as_http(serve_session, "alice") as alice:
+        created = alice.post("/prompts", json={"prompt": GREETING, "variables": ["name", "place"]}).json()
+        prompt_id = created["prompt_id"]
+        assert prompt_id.startswith("pmpt_") and created["version"] == 1 and created["is_default"]
+        second = alice.post(f"/prompts/{prompt_id}", json={"prompt": "Hi {{ name }}!", "version": 1, "variables": ["name"]})
+        assert second.status_code == 200 and second.json()["version"] == 2 and second.json()["variables"] == ["name"]
+        stale = alice.put(f"/prompts/{prompt_id}", json={"prompt": "Hey {{ name }}", "version": 1})
+        assert stale.status_code == 409 and stale.json()["error"]["param"] == "version"
+        assert alice.get(f"/prompts/{prompt_id}").json()["prompt"] == "Hi {{ name }}!"
+        first = alice.get(f"/prompts/{prompt_id}", params={"version": 1}).json()
+        assert first["prompt"] == GREETING and not first["is_default"]
+        kept = alice.put(f"/prompts/{prompt_id}", json={"prompt": "Yo {{ name }}", "version": 2, "set_as_default": False}).json()
+        assert kept["version"] == 3 and not kept["is_default"]
+        assert alice.put(f"/prompts/{prompt_id}/set-default-version", json={"version": 1}).json()["prompt"] == GREETING
+        versions = alice.get(f"/prompts/{prompt_id}/versions").json()["data"]
+        assert [(v["version"], v["is_default"]) for v in versions] == [(1, True), (2, False), (3, False)]
+        assert prompt_id in [p["prompt_id"] for p in alice.get("/prompts").json()["data"]]
+        assert alice.get(f"/prompts/{prompt_id}", params={"version": 9}).status_code == 404
+        assert alice.delete(f"/prompts/{prompt_id}").status_code == 204
+        assert alice.get(f"/prompts/{prompt_id}").status_code == 404
+        assert alice.get(f"/prompts/{prompt_id}/versions").status_code == 404
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"prompt": GREETING, "variables": ["name"]}, "variables"),
+    ({"prompt": GREETING, "variables": ["name", "place", "time"]}, "variables"),
+    ({"prompt": ""}, "prompt"),
+    ({"variables": ["x"]}, "prompt"),
+    ({"prompt": GREETING, "colour": "red"}, "colour"),
+])
+def test_bad_prompts_are_400_naming_the_field(serve_session, graph, body, param):
+    with as_http(serve_session, "alice") as alice:
+        response = alice.post("/prompts", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith(param)
+
+
+def test_access_matrix_for_prompts(serve_session, graph):
+    with as_http(serve_session, "alice") as alice, as_http(serve_session, "carol") as carol, \
+            as_http(serve_session, "bob") as bob:
+        prompt_id = alice.post("/prompts", json={"prompt": GREETING}).json()["prompt_id"]
+        assert carol.get(f"/prompts/{prompt_id}").json()["variables"] == ["name", "place"]
+        assert carol.put(f"/prompts/{prompt_id}", json={"prompt": "x", "version": 1}).status_code == 403
+        assert carol.delete(f"/prompts/{prompt_id}").status_code == 403
+        for attempt in (lambda: bob.get(f"/prompts/{prompt_id}"), lambda: bob.get(f"/prompts/{prompt_id}/versions"),
+                        lambda: bob.put(f"/prompts/{prompt_id}", json={"prompt": "x", "version": 1})):
+            assert attempt().status_code == 404
+        assert prompt_id not in [p["prompt_id"] for p in bob.get("/prompts").json()["data"]]
+        assert httpx.get(f"{serve_session}/v1/prompts/{prompt_id}").status_code == 401
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
     kept_file = upload(users["bob"], b"kept across restarts").id
     kept_store = ingested_store(users["bob"], "kept", b"Chunks survive a restart of the graph.")
+    with as_http(serve_session, "bob") as bob_http:
+        kept_prompt = bob_http.post("/prompts", json={"prompt": GREETING}).json()["prompt_id"]
     assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
@@ -448,6 +510,8 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     assert bob.models.retrieve("kept").id == "kept"
     assert bob.files.content(kept_file).content == b"kept across restarts"
     assert "survive" in bob.vector_stores.search(kept_store.id, query="restart").data[0].content[0].text
+    with as_http(serve_session, "bob") as bob_http:
+        assert bob_http.get(f"/prompts/{kept_prompt}").json()["prompt"] == GREETING
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
 

@@ -225,3 +225,40 @@ def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client)
     client.vector_stores.files.delete(good.id, vector_store_id=store.id)
     assert client.vector_stores.search(store.id, query="Which birds live in the south?").data == []
     client.vector_stores.delete(store.id)
+
+
+def test_moderations_flag_a_violent_sentence_and_pass_a_friendly_one(client):
+    moderation = client.moderations.create(input=["I will kill you", "Thanks, see you at the beach tomorrow!"])
+    threat, friendly = moderation.results
+    assert moderation.model == "content-safety"
+    assert threat.flagged and threat.categories.harassment and threat.category_scores.harassment > 0.9
+    assert not friendly.flagged and not friendly.categories.harassment
+    assert not client.moderations.create(input="What a kind thing to say.").results[0].flagged
+
+
+def test_shields_are_listed_and_run_on_messages(serve_session, client):
+    with httpx.Client(base_url=f"{serve_session}/v1", timeout=30) as http:
+        assert [s["identifier"] for s in http.get("/shields").json()["data"]] == ["content-safety"]
+        assert http.get("/shields/content-safety").json()["provider_id"] == "profanity-check"
+        calm = http.post("/safety/run-shield", json={"shield_id": "content-safety", "messages": [
+            {"role": "user", "content": "How do I bake bread?"}]}).json()
+        assert calm == {"violation": None}
+        hostile = http.post("/safety/run-shield", json={"shield_id": "content-safety", "messages": [
+            {"role": "user", "content": "Hello"}, {"role": "user", "content": [{"type": "text", "text": "I will kill you"}]}]}).json()
+        violation = hostile["violation"]
+        assert violation["violation_level"] == "error" and "harassment" in violation["user_message"]
+        assert violation["metadata"]["flagged_messages"] == [1]
+
+
+@pytest.mark.parametrize("path, body, status, param", [
+    ("/moderations", {"input": []}, 400, "input"),
+    ("/moderations", {"input": "x", "model": "no-such-shield"}, 404, "model"),
+    ("/safety/run-shield", {"shield_id": "no-such-shield", "messages": [{"role": "user", "content": "x"}]}, 404, "shield_id"),
+    ("/safety/run-shield", {"shield_id": "content-safety", "messages": []}, 400, "messages"),
+    ("/safety/run-shield", {"shield_id": "content-safety", "messages": [{"role": "user", "content": "x"}],
+                            "params": {"threshold": 7}}, 400, "params.threshold"),
+])
+def test_bad_safety_requests_name_the_field(serve_session, client, path, body, status, param):
+    response = httpx.post(f"{serve_session}/v1{path}", json=body, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param

@@ -1,0 +1,62 @@
+"""Prompts API wire types (Llama Stack's shapes) and `{{ variable }}` templates."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from providers.api.errors import InvalidRequestError
+
+_PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreatePromptRequest(WireModel):
+    prompt: str = Field(min_length=1)
+    variables: list[str] | None = None
+
+
+class UpdatePromptRequest(WireModel):
+    prompt: str = Field(min_length=1)
+    version: int = Field(ge=1, description="the latest version, which this one replaces")
+    variables: list[str] | None = None
+    set_as_default: bool = True
+
+
+class SetDefaultVersionRequest(WireModel):
+    version: int = Field(ge=1)
+
+
+def placeholders(template: str) -> list[str]:
+    """The variables a template uses, in order of first use."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(template)))
+
+
+def checked_variables(template: str, declared: list[str] | None) -> list[str]:
+    """The template's variables; declared ones must be exactly those it uses."""
+    used = placeholders(template)
+    if declared is None:
+        return used
+    bad = [name for name in declared if not re.match(VARIABLE_NAME, name)]
+    if bad:
+        raise InvalidRequestError(f"'{bad[0]}' is not a variable name (letters, digits, _)", param="variables")
+    undeclared = [name for name in used if name not in declared]
+    unused = [name for name in declared if name not in used]
+    if undeclared or unused:
+        problems = ([f"the template uses {', '.join(undeclared)} but variables does not declare them"] if undeclared else []) + \
+                   ([f"variables declares {', '.join(unused)} but the template does not use them"] if unused else [])
+        raise InvalidRequestError("; ".join(problems), param="variables")
+    return list(dict.fromkeys(declared))
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """The template with every placeholder filled; a missing value is a 400 naming it."""
+    missing = [name for name in placeholders(template) if name not in values]
+    if missing:
+        raise InvalidRequestError(f"missing prompt variables: {', '.join(missing)}", param="prompt.variables")
+    return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
