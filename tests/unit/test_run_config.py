@@ -160,10 +160,24 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus"]
+    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
+
+
+def test_a_shield_must_name_a_safety_provider():
+    data = minimal()
+    data["registered_resources"] = {"shields": [{"shield_id": "guard", "provider_id": "nowhere"}]}
+    with pytest.raises(ConfigError, match="registered_resources.shields.0.provider_id: no safety provider 'nowhere'"):
+        parse_run_config(data, "t")
+
+
+def test_the_prompts_api_needs_a_prompts_store_of_the_sql_family():
+    data = minimal()
+    data["apis"].append("prompts")
+    with pytest.raises(ConfigError, match="storage.stores.prompts"):
+        parse_run_config(data, "t")
 
 
 def test_static_tokens_come_from_the_environment():
