@@ -16,6 +16,7 @@ from providers.run_config import ProviderEntry, RunConfig
 from providers.storage.inference_store import InferenceStore
 
 if TYPE_CHECKING:
+    from deployments.conversations import ConversationService
     from deployments.files import FileService
     from deployments.prompts import PromptService
     from deployments.safety import SafetyService
@@ -33,7 +34,7 @@ class ProviderRoute:
 
 class Gateway:
     """Provider handles, the model routing table, the inference store, the file, vector store,
-    prompt and safety services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
+    prompt, safety and conversation services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -47,6 +48,7 @@ class Gateway:
         self.vector_stores: VectorStoreService | None = None
         self.prompts: PromptService | None = None
         self.safety: SafetyService | None = None
+        self.conversations: ConversationService | None = None
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()

@@ -13,7 +13,9 @@ from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
 from deployments.files import FileService
 from deployments.prompts import PromptService
-from deployments.routers import files, inference, inspect, models, prompts, safety, stored_completions, vector_stores
+from deployments.conversations import ConversationService
+from deployments.routers import (conversations, files, inference, inspect, models, prompts, safety, stored_completions,
+                                 vector_stores)
 from deployments.safety import SafetyService
 from deployments.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
@@ -38,7 +40,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, inspect):
+    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, conversations, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -72,6 +74,8 @@ class Ingress:
             self.gateway.safety = SafetyService(self.gateway)
         if "prompts" in config.apis:
             self.gateway.prompts = await self._prompt_service(policy)
+        if "conversations" in config.apis:
+            self.gateway.conversations = await self._conversation_service(policy)
         await self.gateway.seed_models()
 
     async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:
@@ -91,6 +95,16 @@ class Ingress:
         for records in (heads, versions):
             await records.create_table()
         return PromptService(heads, versions)
+
+    async def _conversation_service(self, policy: AccessPolicy) -> ConversationService:
+        engine, table_name = self.storage.sql("conversations")
+        records = OwnedRecords(engine, table_name, policy, resource_type="conversation", noun="conversation",
+                               id_param="conversation_id")
+        items = OwnedRecords(engine, f"{table_name}_items", policy, resource_type="conversation_item",
+                             noun="conversation item", id_param="item_id", filter_columns=("conversation_id",))
+        for table in (records, items):
+            await table.create_table()
+        return ConversationService(records, items)
 
     async def _vector_store_service(self, config: RunConfig, policy: AccessPolicy) -> VectorStoreService:
         engine, table_name = self.storage.sql("vector_stores")

@@ -199,7 +199,8 @@ class VectorStoresConfig(StrictModel):
 
 class RunConfig(StrictModel):
     version: int = 1
-    apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "safety", "inspect", "providers"]]
+    apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "safety", "inspect",
+                       "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -232,8 +233,9 @@ class RunConfig(StrictModel):
             raise ValueError("providers.files: one files provider at most")
         if self.providers.get("files") and "files" not in self.storage.stores:
             raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
-        if "prompts" in self.apis and "prompts" not in self.storage.stores:
-            raise ValueError("storage.stores.prompts: the prompts api keeps its prompts in a 'prompts' store; declare one")
+        for api in ("prompts", "conversations"):
+            if api in self.apis and api not in self.storage.stores:
+                raise ValueError(f"storage.stores.{api}: the {api} api keeps its records in a '{api}' store; declare one")
         if len(self.providers.get("vector_io", [])) > 1:
             raise ValueError("providers.vector_io: one vector_io provider at most")
         if self.providers.get("vector_io"):

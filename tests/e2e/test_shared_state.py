@@ -52,6 +52,7 @@ def storage_config(backend: str, state_dir) -> dict:
         "files": {"backend": "sql", "table_name": f"files_{suffix}"},
         "vector_stores": {"backend": "sql", "table_name": f"vector_stores_{suffix}"},
         "prompts": {"backend": "sql", "table_name": f"prompts_{suffix}"},
+        "conversations": {"backend": "sql", "table_name": f"conversations_{suffix}"},
     }}
 
 
@@ -62,7 +63,7 @@ EMBEDDING_BATCH = 4
 def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "prompts", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
@@ -493,11 +494,67 @@ def test_access_matrix_for_prompts(serve_session, graph):
         assert httpx.get(f"{serve_session}/v1/prompts/{prompt_id}").status_code == 401
 
 
+def test_a_conversation_keeps_its_items_in_order(users):
+    alice = users["alice"]
+    conversation = alice.conversations.create(items=[{"role": "user", "content": "Where is the key?"}],
+                                              metadata={"topic": "keys"})
+    assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "keys"}
+    added = alice.conversations.items.create(conversation.id, items=[
+        {"type": "message", "role": "assistant", "content": "Under the blue flowerpot."},
+        {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "found"},
+    ])
+    assert [item.type for item in added.data] == ["message", "function_call", "function_call_output"]
+    oldest_first = list(alice.conversations.items.list(conversation.id, order="asc", limit=2))
+    assert [i.type for i in oldest_first] == ["message", "message", "function_call", "function_call_output"]
+    first = oldest_first[0]
+    assert first.role == "user" and first.content[0].type == "input_text" and first.content[0].text == "Where is the key?"
+    assert oldest_first[1].content[0].type == "output_text"
+    newest = alice.conversations.items.list(conversation.id, limit=1)
+    assert newest.data[0].type == "function_call_output" and newest.has_more
+    assert alice.conversations.items.retrieve(added.data[1].id, conversation_id=conversation.id).name == "lookup"
+    assert alice.conversations.items.delete(added.data[1].id, conversation_id=conversation.id).id == conversation.id
+    assert len(list(alice.conversations.items.list(conversation.id))) == 3
+    assert alice.conversations.update(conversation.id, metadata={"topic": "doors"}).metadata == {"topic": "doors"}
+    assert alice.conversations.delete(conversation.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        alice.conversations.items.list(conversation.id)
+
+
+@pytest.mark.parametrize("items, param", [
+    ([{"type": "telepathy"}], "items.0.type"),
+    ([{"role": "narrator", "content": "x"}], "items.0.role"),
+    ([{"role": "user", "content": 42}], "items.0.content"),
+    ([{"type": "function_call_output", "output": "x"}], "items.0.call_id"),
+    ([{"role": "user", "content": "x"}] * 21, "items"),
+])
+def test_bad_conversation_items_are_400_naming_the_field(serve_session, graph, items, param):
+    with as_http(serve_session, "alice") as alice:
+        conversation_id = alice.post("/conversations", json={}).json()["id"]
+        response = alice.post(f"/conversations/{conversation_id}/items", json={"items": items})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_access_matrix_for_conversations(users):
+    conversation = users["alice"].conversations.create(items=[{"role": "user", "content": "team secret"}])
+    carol, bob = users["carol"], users["bob"]
+    assert carol.conversations.retrieve(conversation.id).id == conversation.id
+    assert len(list(carol.conversations.items.list(conversation.id))) == 1
+    with pytest.raises(openai.PermissionDeniedError):
+        carol.conversations.items.create(conversation.id, items=[{"role": "user", "content": "carol was here"}])
+    for attempt in (lambda: bob.conversations.retrieve(conversation.id), lambda: bob.conversations.items.list(conversation.id),
+                    lambda: bob.conversations.delete(conversation.id)):
+        with pytest.raises(openai.NotFoundError):
+            attempt()
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
     kept_file = upload(users["bob"], b"kept across restarts").id
     kept_store = ingested_store(users["bob"], "kept", b"Chunks survive a restart of the graph.")
     with as_http(serve_session, "bob") as bob_http:
         kept_prompt = bob_http.post("/prompts", json={"prompt": GREETING}).json()["prompt_id"]
+    kept_conversation = users["bob"].conversations.create(items=[{"role": "user", "content": "remember me"}]).id
     assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
@@ -512,6 +569,7 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     assert "survive" in bob.vector_stores.search(kept_store.id, query="restart").data[0].content[0].text
     with as_http(serve_session, "bob") as bob_http:
         assert bob_http.get(f"/prompts/{kept_prompt}").json()["prompt"] == GREETING
+    assert list(bob.conversations.items.list(kept_conversation))[0].content[0].text == "remember me"
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
 
