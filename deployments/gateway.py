@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from deployments.conversations import ConversationService
     from deployments.files import FileService
     from deployments.prompts import PromptService
+    from deployments.responses import ResponseService
     from deployments.safety import SafetyService
     from deployments.vector_stores import VectorStoreService
 
@@ -34,7 +35,7 @@ class ProviderRoute:
 
 class Gateway:
     """Provider handles, the model routing table, the inference store, the file, vector store,
-    prompt, safety and conversation services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
+    prompt, safety, conversation and response services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -49,6 +50,7 @@ class Gateway:
         self.prompts: PromptService | None = None
         self.safety: SafetyService | None = None
         self.conversations: ConversationService | None = None
+        self.responses: ResponseService | None = None
         self.providers = {
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries()

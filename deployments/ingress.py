@@ -14,8 +14,9 @@ from deployments.gateway import Gateway
 from deployments.files import FileService
 from deployments.prompts import PromptService
 from deployments.conversations import ConversationService
-from deployments.routers import (conversations, files, inference, inspect, models, prompts, safety, stored_completions,
-                                 vector_stores)
+from deployments.responses import ResponseService
+from deployments.routers import (conversations, files, inference, inspect, models, prompts, responses, safety,
+                                 stored_completions, vector_stores)
 from deployments.safety import SafetyService
 from deployments.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
@@ -40,7 +41,8 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, conversations, inspect):
+    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, conversations, responses,
+                   inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -76,6 +78,12 @@ class Ingress:
             self.gateway.prompts = await self._prompt_service(policy)
         if "conversations" in config.apis:
             self.gateway.conversations = await self._conversation_service(policy)
+        if "responses" in config.apis:
+            engine, table_name = self.storage.sql("responses")
+            records = OwnedRecords(engine, table_name, policy, resource_type="response", noun="response",
+                                   id_param="response_id", filter_columns=("model",))
+            await records.create_table()
+            self.gateway.responses = ResponseService(self.gateway, records)
         await self.gateway.seed_models()
 
     async def _file_service(self, config: RunConfig, policy: AccessPolicy) -> FileService:

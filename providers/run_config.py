@@ -199,8 +199,8 @@ class VectorStoresConfig(StrictModel):
 
 class RunConfig(StrictModel):
     version: int = 1
-    apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "safety", "inspect",
-                       "providers"]]
+    apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
+                       "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -233,7 +233,7 @@ class RunConfig(StrictModel):
             raise ValueError("providers.files: one files provider at most")
         if self.providers.get("files") and "files" not in self.storage.stores:
             raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
-        for api in ("prompts", "conversations"):
+        for api in ("prompts", "conversations", "responses"):
             if api in self.apis and api not in self.storage.stores:
                 raise ValueError(f"storage.stores.{api}: the {api} api keeps its records in a '{api}' store; declare one")
         if len(self.providers.get("vector_io", [])) > 1:

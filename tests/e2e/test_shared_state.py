@@ -53,6 +53,7 @@ def storage_config(backend: str, state_dir) -> dict:
         "vector_stores": {"backend": "sql", "table_name": f"vector_stores_{suffix}"},
         "prompts": {"backend": "sql", "table_name": f"prompts_{suffix}"},
         "conversations": {"backend": "sql", "table_name": f"conversations_{suffix}"},
+        "responses": {"backend": "sql", "table_name": f"responses_{suffix}"},
     }}
 
 
@@ -63,7 +64,7 @@ EMBEDDING_BATCH = 4
 def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
@@ -549,12 +550,56 @@ def test_access_matrix_for_conversations(users):
             attempt()
 
 
+def test_responses_are_stored_and_owned(serve_session, users):
+    alice, carol, bob = users["alice"], users["carol"], users["bob"]
+    response = alice.responses.create(model="shared", input="Who keeps answers?", metadata={"case": "owned"})
+    assert response.status == "completed" and response.output_text == REPLY and response.usage.output_tokens > 0
+    assert carol.responses.retrieve(response.id).output_text == REPLY
+    with as_http(serve_session, "alice") as http:
+        listed = http.get("/responses", params={"model": "shared", "limit": 100}).json()["data"]
+        assert response.id in [r["id"] for r in listed]
+    with as_http(serve_session, "bob") as http:
+        assert response.id not in [r["id"] for r in http.get("/responses", params={"limit": 100}).json()["data"]]
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError) as chained:
+        bob.responses.create(model="shared", input="and then?", previous_response_id=response.id)
+    assert chained.value.body["param"] == "previous_response_id"
+    with pytest.raises(openai.PermissionDeniedError):
+        carol.responses.delete(response.id)
+    unstored = alice.responses.create(model="shared", input="Forget this.", store=False)
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.retrieve(unstored.id)
+    alice.responses.delete(response.id)
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.retrieve(response.id)
+
+
+@pytest.mark.parametrize("body, status, param", [
+    ({"model": "shared", "input": ""}, 400, "input"),
+    ({"model": "embedder", "input": "x"}, 400, "model"),
+    ({"model": "nowhere", "input": "x"}, 404, "model"),
+    ({"model": "shared", "input": "x", "tools": [{"type": "telepathy"}]}, 400, "tools"),
+    ({"model": "shared", "input": "x", "text": {"format": {"type": "json_schema"}}}, 400, "text.format"),
+    ({"model": "shared", "input": "x", "tool_choice": "sometimes"}, 400, "tool_choice"),
+    ({"model": "shared", "input": "x", "previous_response_id": "resp_1", "conversation": "conv_1"}, 400, "conversation"),
+    ({"model": "shared", "input": [{"role": "user", "content": 7}]}, 400, "input.0.content"),
+    ({"model": "shared", "input": "x", "conversation": "conv_missing"}, 404, "conversation_id"),
+])
+def test_bad_response_requests_name_the_field(serve_session, graph, body, status, param):
+    with as_http(serve_session, "alice") as alice:
+        response = alice.post("/responses", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"].startswith(param)
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
     kept_file = upload(users["bob"], b"kept across restarts").id
     kept_store = ingested_store(users["bob"], "kept", b"Chunks survive a restart of the graph.")
     with as_http(serve_session, "bob") as bob_http:
         kept_prompt = bob_http.post("/prompts", json={"prompt": GREETING}).json()["prompt_id"]
     kept_conversation = users["bob"].conversations.create(items=[{"role": "user", "content": "remember me"}]).id
+    kept_response = users["bob"].responses.create(model="shared", input="Keep this answer.").id
     assert http.post("/v1/models", headers={"Authorization": "Bearer tok-bob"},
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
@@ -570,6 +615,8 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     with as_http(serve_session, "bob") as bob_http:
         assert bob_http.get(f"/prompts/{kept_prompt}").json()["prompt"] == GREETING
     assert list(bob.conversations.items.list(kept_conversation))[0].content[0].text == "remember me"
+    assert bob.responses.retrieve(kept_response).output_text == REPLY
+    assert bob.responses.create(model="shared", input="and now?", previous_response_id=kept_response).status == "completed"
     for completion_id in ids[:10]:  # reads spread over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
 

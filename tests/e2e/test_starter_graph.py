@@ -262,3 +262,77 @@ def test_bad_safety_requests_name_the_field(serve_session, client, path, body, s
     response = httpx.post(f"{serve_session}/v1{path}", json=body, timeout=30)
     assert response.status_code == status, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_a_response_answers_and_chains_through_previous_response_id(client):
+    first = client.responses.create(model=CHAT, input="What is the capital of France?", temperature=0, max_output_tokens=40)
+    assert first.status == "completed" and "paris" in first.output_text.lower()
+    second = client.responses.create(model=CHAT, input="And which river runs through it?", previous_response_id=first.id,
+                                     max_output_tokens=20)
+    assert second.previous_response_id == first.id and second.output_text
+    # the second turn's prompt carried the first turn's question and answer
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    assert [i.content[0].text for i in client.responses.input_items.list(second.id)] == ["And which river runs through it?"]
+
+
+def test_a_streamed_response_reaches_completed_with_its_text_in_deltas(client):
+    events = list(client.responses.create(model=CHAT, input="What is the capital of France?", temperature=0,
+                                          max_output_tokens=40, stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert {"response.output_item.added", "response.content_part.added", "response.output_text.done",
+            "response.output_item.done"} <= set(kinds)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert "paris" in text.lower() and events[-1].response.output_text == text
+
+
+WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "The weather in a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def test_a_function_tool_round_trip(client):
+    asked = client.responses.create(model=CHAT, input="What is the weather in Paris?", tools=[WEATHER_TOOL],
+                                    tool_choice={"type": "function", "name": "get_weather"}, max_output_tokens=40)
+    [call] = asked.output
+    assert call.type == "function_call" and call.name == "get_weather" and "city" in json.loads(call.arguments)
+    answered = client.responses.create(model=CHAT, previous_response_id=asked.id, tools=[WEATHER_TOOL], max_output_tokens=40,
+                                       input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"}])
+    assert answered.status == "completed" and answered.output[-1].type == "message" and answered.output_text
+
+
+def test_file_search_returns_the_planted_fact_in_its_results(client):
+    handbook = client.files.create(file=("handbook.md", HANDBOOK), purpose="assistants")
+    store = client.vector_stores.create(name="handbook-search", file_ids=[handbook.id])
+    wait_until_ingested(client, store.id)
+    response = client.responses.create(
+        model=CHAT, input="Where is the spare key to the lighthouse?", max_output_tokens=40,
+        tools=[{"type": "file_search", "vector_store_ids": [store.id]}], tool_choice={"type": "file_search"},
+        include=["file_search_call.results"])
+    search = next((item for item in response.output if item.type == "file_search_call"), None)
+    assert search is not None, response.output
+    assert any("blue flowerpot" in result.text for result in search.results)
+    assert search.results[0].filename == "handbook.md"
+    assert response.output[-1].type == "message"
+
+
+def test_a_conversation_accumulates_the_items_of_its_responses(client):
+    conversation = client.conversations.create()
+    client.responses.create(model=CHAT, input="Hello, I am Ada.", conversation=conversation.id, max_output_tokens=20)
+    client.responses.create(model=CHAT, input="What is my name?", conversation=conversation.id, max_output_tokens=20)
+    items = list(client.conversations.items.list(conversation.id, order="asc"))
+    assert [(i.type, i.role) for i in items] == [("message", "user"), ("message", "assistant")] * 2
+    assert items[2].content[0].text == "What is my name?"
+
+
+def test_a_versioned_prompt_drives_a_response_and_missing_variables_are_named(serve_session, client):
+    with httpx.Client(base_url=f"{serve_session}/v1", timeout=60) as http:
+        prompt = http.post("/prompts", json={"prompt": "Answer in one word, in {{ language }}."}).json()
+        http.post(f"/prompts/{prompt['prompt_id']}", json={"prompt": "Answer briefly, in {{ language }}, to {{ name }}.",
+                                                            "version": 1})
+        body = {"model": CHAT, "input": "What is the capital of France?", "max_output_tokens": 20,
+                "prompt": {"id": prompt["prompt_id"], "version": "1", "variables": {"language": "English"}}}
+        assert http.post("/responses", json=body).json()["status"] == "completed"
+        missing = http.post("/responses", json={**body, "prompt": {"id": prompt["prompt_id"], "variables": {"language": "x"}}})
+        assert missing.status_code == 400 and "name" in missing.json()["error"]["message"]

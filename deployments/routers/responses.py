@@ -1,0 +1,55 @@
+"""/v1/responses: make, read, list and delete responses."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from deployments.responses import ResponseService
+from deployments.routers import GatewayDep, UserDep
+from providers.api.errors import NotFoundError
+from providers.api.responses import CreateResponseRequest
+
+router = APIRouter(prefix="/v1/responses", tags=["Responses"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Order = Literal["asc", "desc"]
+
+
+async def responses_of(gateway: GatewayDep) -> ResponseService:
+    if gateway.responses is None:
+        raise NotFoundError("no responses: the run config needs 'responses' under apis and a 'responses' store")
+    return gateway.responses
+
+
+ResponsesDep = Annotated[ResponseService, Depends(responses_of)]
+
+
+@router.post("")
+async def create_response(request: CreateResponseRequest, responses: ResponsesDep, user: UserDep):
+    result = await responses.create(user, request)
+    if isinstance(result, dict):
+        return result
+    return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("")
+async def list_responses(responses: ResponsesDep, user: UserDep, after: str | None = None, limit: Limit = 20,
+                         order: Order = "desc", model: str | None = None):
+    return await responses.list(user, after=after, limit=limit, order=order, model=model)
+
+
+@router.get("/{response_id}")
+async def get_response(response_id: str, responses: ResponsesDep, user: UserDep):
+    return await responses.get(user, response_id)
+
+
+@router.get("/{response_id}/input_items")
+async def list_input_items(response_id: str, responses: ResponsesDep, user: UserDep, after: str | None = None,
+                           limit: Limit = 20, order: Order = "desc", include: Annotated[list[str] | None, Query()] = None):
+    return await responses.input_items(user, response_id, after=after, limit=limit, order=order)
+
+
+@router.delete("/{response_id}")
+async def delete_response(response_id: str, responses: ResponsesDep, user: UserDep):
+    return await responses.delete(user, response_id)

@@ -1,0 +1,177 @@
+"""Responses API wire types (OpenAI's shapes, with Llama Stack's `guardrails`) and the mapping
+between response items and chat messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from providers.api.conversations import normalized_item
+from providers.api.errors import InvalidRequestError
+from providers.api.inference import FunctionDefinition
+
+INCLUDABLE = ("file_search_call.results", "message.output_text.logprobs", "reasoning.encrypted_content",
+              "message.input_image.image_url", "computer_call_output.output.image_url", "code_interpreter_call.outputs",
+              "web_search_call.action.sources", "web_search_call.results")
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionTool(WireModel):
+    type: Literal["function"]
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FileSearchTool(WireModel):
+    type: Literal["file_search"]
+    vector_store_ids: list[str] = Field(min_length=1)
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+    ranking_options: dict[str, Any] | None = None
+
+
+Tool = Annotated[Union[FunctionTool, FileSearchTool], Field(discriminator="type")]
+
+
+class PromptReference(WireModel):
+    id: str = Field(min_length=1)
+    version: int | str | None = None
+    variables: dict[str, str] = {}
+
+
+class TextConfig(WireModel):
+    format: dict[str, Any] | None = None
+    verbosity: str | None = None
+
+
+class CreateResponseRequest(WireModel):
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]] = Field(min_length=1)
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: str | dict[str, str] | None = None
+    prompt: PromptReference | None = None
+    tools: list[Tool] = []
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    text: TextConfig | None = None
+    include: list[Literal[INCLUDABLE]] | None = None  # type: ignore[valid-type]
+    store: bool = True
+    stream: bool = False
+    metadata: dict[str, str] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    user: str | None = None
+    guardrails: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_context(self) -> "CreateResponseRequest":
+        if self.previous_response_id and self.conversation:
+            raise ValueError("conversation: give previous_response_id or conversation, not both")
+        names = [t.name for t in self.tools if isinstance(t, FunctionTool)]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: function names must be unique")
+        return self
+
+    def conversation_id(self) -> str | None:
+        if isinstance(self.conversation, dict):
+            if not self.conversation.get("id"):
+                raise InvalidRequestError("conversation needs an id", param="conversation.id")
+            return self.conversation["id"]
+        return self.conversation
+
+    def input_items(self) -> list[dict[str, Any]]:
+        if isinstance(self.input, str):
+            return [normalized_item({"role": "user", "content": self.input}, "input")]
+        return [normalized_item(item, f"input.{i}") for i, item in enumerate(self.input)]
+
+    def function_tools(self) -> dict[str, FunctionTool]:
+        return {t.name: t for t in self.tools if isinstance(t, FunctionTool)}
+
+
+FILE_SEARCH_FUNCTION = FunctionDefinition(
+    name="file_search",
+    description="Search the attached documents for passages relevant to a query.",
+    parameters={"type": "object", "properties": {"query": {"type": "string", "description": "what to look for"}},
+                "required": ["query"]},
+)
+
+
+def chat_tool_choice(tool_choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """A Responses tool_choice as the chat API's."""
+    if tool_choice is None or isinstance(tool_choice, str):
+        if tool_choice not in (None, "auto", "none", "required"):
+            raise InvalidRequestError("tool_choice must be auto, none, required or a tool", param="tool_choice")
+        return tool_choice
+    kind = tool_choice.get("type")
+    if kind == "function" and tool_choice.get("name"):
+        return {"type": "function", "function": {"name": tool_choice["name"]}}
+    if kind == "file_search":
+        return {"type": "function", "function": {"name": "file_search"}}
+    raise InvalidRequestError("tool_choice names an unknown tool", param="tool_choice")
+
+
+def chat_response_format(text: TextConfig | None) -> dict[str, Any] | None:
+    """`text.format` as the chat API's `response_format`."""
+    if text is None or text.format is None or text.format.get("type") == "text":
+        return None
+    fmt = text.format
+    if fmt.get("type") == "json_object":
+        return {"type": "json_object"}
+    if fmt.get("type") == "json_schema" and fmt.get("name") and isinstance(fmt.get("schema"), dict):
+        spec = {"name": fmt["name"], "schema": fmt["schema"], **({"strict": fmt["strict"]} if "strict" in fmt else {})}
+        return {"type": "json_schema", "json_schema": spec}
+    raise InvalidRequestError("text.format must be text, json_object, or json_schema with a name and a schema",
+                              param="text.format")
+
+
+def item_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+
+
+def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Response items as chat messages: messages keep their role, a function call joins the
+    assistant turn it belongs to, its output becomes a tool message; file search calls replay as
+    a call and its results."""
+    messages: list[dict[str, Any]] = []
+
+    def assistant_with_calls() -> dict[str, Any]:
+        if not messages or messages[-1]["role"] != "assistant" or "tool_calls" not in messages[-1]:
+            messages.append({"role": "assistant", "content": None, "tool_calls": []})
+        return messages[-1]
+
+    for item in items:
+        kind = item["type"]
+        if kind == "message":
+            messages.append({"role": item["role"], "content": item_text(item["content"])})
+        elif kind == "function_call":
+            assistant_with_calls()["tool_calls"].append(
+                {"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                             "content": output if isinstance(output, str) else json.dumps(output)})
+        elif kind == "file_search_call":
+            call_id = item["id"]
+            assistant_with_calls()["tool_calls"].append({"id": call_id, "type": "function", "function": {
+                "name": "file_search", "arguments": json.dumps({"query": " ".join(item.get("queries") or [])})}})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": file_search_context(item.get("results") or [])})
+    return messages
+
+
+def file_search_context(results: list[dict[str, Any]]) -> str:
+    if not results:
+        return "No relevant passages were found."
+    return "\n\n".join(f"[{i + 1}] ({r['filename']}) {r['text']}" for i, r in enumerate(results))
