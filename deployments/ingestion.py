@@ -21,7 +21,8 @@ COLLECT_S = 0.1
 
 Key = tuple[str, str]  # (vector store id, file id)
 # Called once per file with the job and its outcome: {"status": "completed", "usage_bytes": n},
-# {"status": "failed", "last_error": {...}}, or {"status": "cancelled"} for a file no longer wanted;
+# {"status": "failed", "last_error": {...}}, or {"status": "cancelled"} for a file no longer wanted
+# (cancelled, detached, or taken over by another replica);
 # then, for a file that failed or was cancelled, once more with {"status": "discarded"} after the
 # pipeline has stopped, to remove what tasks still in flight stored of it.
 Settle = Callable[[FileJob, dict[str, Any]], Awaitable[None]]

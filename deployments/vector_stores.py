@@ -170,8 +170,8 @@ class VectorStoreService:
             status = (await self.store_files.get(None, row_id))["status"]
         except NotFoundError:  # detached, or its store deleted, while it was being ingested
             status = None
-        if outcome["status"] == "discarded":
-            if status in (None, "cancelled", "failed"):
+        if outcome["status"] in ("discarded", "cancelled"):  # cancelled itself is written by cancel_batch
+            if status in (None, "cancelled", "failed"):  # not if another replica has taken the file over
                 await self._drop_chunks(job)
             return
         if outcome["status"] != "completed" or status != "in_progress":
@@ -216,7 +216,8 @@ class VectorStoreService:
                     await self.store_files.update(None, row_id, {"status": "failed", "last_error": {
                         "code": "server_error", "message": exc.message}}, status="failed")
                     continue
-                await self.store_files.update(None, row_id, {}, ingester=self.ingester)
+                if not await self.store_files.set_columns_if(row_id, {"ingester": ingester}, ingester=self.ingester):
+                    continue  # another replica took it over first
                 self._submit(store, file, record, await self.gateway.models.get(store["embedding_model"]))
                 taken += 1
         if taken:

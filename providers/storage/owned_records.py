@@ -128,6 +128,15 @@ class OwnedRecords:
                                .values(record=json.dumps(record), **filters))
         return record
 
+    async def set_columns_if(self, record_id: str, expected: dict[str, str], **columns: str) -> bool:
+        """Set filter columns of a row only while `expected` columns still hold (no access check);
+        False if another writer changed them first."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(t).where(t.c.id == record_id, *[t.c[k] == v for k, v in expected.items()])
+                                        .values(**columns))
+        return result.rowcount == 1
+
     async def count_by(self, column: str, **filters: str) -> dict[str, int]:
         """Row counts per value of `column` among rows matching `filters` (no access check)."""
         t = self.table

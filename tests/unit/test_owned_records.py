@@ -30,3 +30,16 @@ async def test_insert_new_lets_exactly_one_of_racing_writers_store_an_id(records
     won = await asyncio.gather(*(records.insert_new(row) for row in rows))
     assert sum(won) == 1
     assert (await records.get(None, "v2"))["writer"] == won.index(True)
+
+
+async def test_a_conditional_claim_lets_exactly_one_of_racing_claimants_take_a_row(tmp_path):
+    storage = Storage(StorageConfig.model_validate({"backends": {"db": {"type": "sql_sqlite", "db_path": str(tmp_path / "c.db")}},
+                                                    "stores": {}}))
+    table = OwnedRecords(storage.engine("db"), "claims", AccessPolicy(), resource_type="thing", noun="thing",
+                         id_param="thing_id", filter_columns=("holder",))
+    await table.create_table()
+    await table.insert([table.row({"id": "job"}, None, holder="gone")])
+    claims = await asyncio.gather(*(table.set_columns_if("job", {"holder": "gone"}, holder=f"r{n}") for n in range(8)))
+    assert sum(claims) == 1
+    assert await table.count_by("holder") == {f"r{claims.index(True)}": 1}
+    await storage.close()
