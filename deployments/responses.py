@@ -23,7 +23,8 @@ from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError, NotFoundError
 from providers.api.inference import ChatCompletionRequest
 from providers.api.responses import (FILE_SEARCH_FUNCTION, CreateResponseRequest, FileSearchTool, chat_messages,
-                                     chat_response_format, chat_tool_choice)
+                                     chat_response_format, chat_tool_choice, item_text)
+from providers.api.safety import RunShieldRequest
 from providers.api.vector_stores import SearchRequest
 from providers.storage.owned_records import OwnedRecords
 
@@ -39,8 +40,10 @@ class _Turn:
     """One response being made: its request, context, messages and output so far."""
 
     def __init__(self, request: CreateResponseRequest, response_id: str, context: list[dict[str, Any]],
-                 new_items: list[dict[str, Any]], messages: list[dict[str, Any]], conversation_id: str | None):
+                 new_items: list[dict[str, Any]], messages: list[dict[str, Any]], conversation_id: str | None,
+                 guardrails: list[str]):
         self.request = request
+        self.guardrails = guardrails
         self.response_id = response_id
         self.created_at = int(time.time())
         self.context = context
@@ -129,7 +132,21 @@ class ResponseService:
         new_items = request.input_items()
         messages = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + chat_messages(context + new_items)
         chat_response_format(request.text)
-        return _Turn(request, f"resp_{uuid.uuid4().hex}", context, new_items, messages, conversation_id)
+        guardrails = request.guardrails if request.guardrails is not None else self.gateway.run_config.responses.guardrails
+        for i, shield_id in enumerate(guardrails):
+            if self.gateway.safety is None:
+                raise InvalidRequestError("guardrails need shields, and this graph serves no safety provider", param="guardrails")
+            self.gateway.safety.shield(shield_id, f"guardrails.{i}")
+        return _Turn(request, f"resp_{uuid.uuid4().hex}", context, new_items, messages, conversation_id, guardrails)
+
+    async def _refusal(self, turn: _Turn, texts: list[str]) -> str | None:
+        """What to answer instead when a guardrail flags any of `texts`."""
+        messages = [{"role": "user", "content": text} for text in texts if text]
+        for shield_id in turn.guardrails if messages else []:
+            verdict = await self.gateway.safety.run_shield(RunShieldRequest(shield_id=shield_id, messages=messages))
+            if verdict["violation"] is not None:
+                return verdict["violation"]["user_message"]
+        return None
 
     def _chat_request(self, turn: _Turn, stream: bool) -> ChatCompletionRequest:
         request = turn.request
@@ -156,6 +173,11 @@ class ResponseService:
     async def _run(self, user: Identity | None, turn: _Turn, emit: Emit) -> None:
         model = await self.gateway.model_for(user, turn.request.model)
         functions = turn.request.function_tools()
+        refusal = await self._refusal(turn, [item_text(i.get("content")) for i in turn.new_items if i["type"] == "message"])
+        if refusal is not None:  # a blocked input ends the turn with a refusal
+            await self._add_item(turn, _refusal_item(refusal), emit)
+            turn.status = "completed"
+            return
         if turn.tool_choice == {"type": "function", "function": {"name": "file_search"}} and "file_search" not in functions:
             # A search the caller forced needs no model call to word it: it searches for the input.
             turn.tool_calls += 1
@@ -197,13 +219,15 @@ class ResponseService:
             completion = result if isinstance(result, dict) else result.model_dump(exclude_unset=True)
             text = completion["choices"][0]["message"].get("content")
             if text:
-                await self._add_item(turn, _message_item(text), emit)
+                await self._add_message(turn, text, emit)
             return completion
         streamed = StreamedCompletion()
         item: dict[str, Any] | None = None
         async for sse_text in self.gateway.stream(model.provider_id, "chat_completion", self._chat_request(turn, True),
                                                   model.provider_resource_id):
             streamed.feed(sse_text)
+            if turn.guardrails:  # guarded text is checked whole before anyone sees it
+                continue
             for delta in _content_deltas(sse_text):
                 if item is None:
                     item = {**_message_item(""), "status": "in_progress", "content": []}
@@ -216,6 +240,10 @@ class ResponseService:
         if completion is None:
             raise APIError("the model's stream ended before any chunk")
         text = completion["choices"][0]["message"].get("content") or ""
+        if turn.guardrails:
+            if text:
+                await self._add_message(turn, text, emit)
+            return completion
         if item is not None:
             done = {**_message_item(text), "id": item["id"]}
             await emit({"type": "response.output_text.done", "item_id": item["id"], "output_index": len(turn.output),
@@ -226,11 +254,30 @@ class ResponseService:
             await emit({"type": "response.output_item.done", "output_index": len(turn.output) - 1, "item": done})
         return completion
 
+    async def _add_message(self, turn: _Turn, text: str, emit: Emit) -> None:
+        """The model's answer, or a refusal when a guardrail flags it."""
+        refusal = await self._refusal(turn, [text])
+        await self._add_item(turn, _refusal_item(refusal) if refusal is not None else _message_item(text), emit)
+
     async def _add_item(self, turn: _Turn, item: dict[str, Any], emit: Emit) -> None:
         index = len(turn.output)
         turn.output.append(item)
         if turn.request.stream:
-            if item["type"] == "function_call":
+            if item["type"] == "message":
+                part = item["content"][0]
+                where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+                await emit({"type": "response.output_item.added", "output_index": index,
+                            "item": {**item, "status": "in_progress", "content": []}})
+                empty = {**part, "refusal": ""} if part["type"] == "refusal" else {**part, "text": ""}
+                await emit({"type": "response.content_part.added", **where, "part": empty})
+                if part["type"] == "refusal":
+                    await emit({"type": "response.refusal.delta", **where, "delta": part["refusal"]})
+                    await emit({"type": "response.refusal.done", **where, "refusal": part["refusal"]})
+                else:
+                    await emit({"type": "response.output_text.delta", **where, "delta": part["text"], "logprobs": []})
+                    await emit({"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []})
+                await emit({"type": "response.content_part.done", **where, "part": part})
+            elif item["type"] == "function_call":
                 await emit({"type": "response.output_item.added", "output_index": index,
                             "item": {**item, "arguments": "", "status": "in_progress"}})
                 await emit({"type": "response.function_call_arguments.delta", "item_id": item["id"], "output_index": index,
@@ -342,6 +389,11 @@ class ResponseService:
 def _message_item(text: str) -> dict[str, Any]:
     return {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "status": "completed", "role": "assistant",
             "content": [_text_part(text)]}
+
+
+def _refusal_item(refusal: str) -> dict[str, Any]:
+    return {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "refusal", "refusal": refusal}]}
 
 
 def _text_part(text: str) -> dict[str, Any]:

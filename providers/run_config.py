@@ -193,6 +193,12 @@ class IngestionConfig(StrictModel):
     resume_check_period_s: float = Field(default=30.0, gt=0)
 
 
+class ResponsesConfig(StrictModel):
+    """Shields every response runs on its input and output unless the request names its own `guardrails`."""
+
+    guardrails: list[str] = []
+
+
 class VectorStoresConfig(StrictModel):
     ingestion: IngestionConfig = IngestionConfig()
 
@@ -206,6 +212,7 @@ class RunConfig(StrictModel):
     storage: StorageConfig
     server: ServerConfig = ServerConfig()
     vector_stores: VectorStoresConfig = VectorStoresConfig()
+    responses: ResponsesConfig = ResponsesConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "RunConfig":
@@ -227,6 +234,10 @@ class RunConfig(StrictModel):
             if shield.provider_id not in safety_ids:
                 raise ValueError(f"registered_resources.shields.{i}.provider_id: no safety provider "
                                  f"'{shield.provider_id}' (known: {', '.join(safety_ids) or 'none'})")
+        shield_ids = [shield.shield_id for shield in self.registered_resources.shields]
+        for i, shield_id in enumerate(self.responses.guardrails):
+            if shield_id not in shield_ids:
+                raise ValueError(f"responses.guardrails.{i}: no shield '{shield_id}' under registered_resources.shields")
         if "metadata" not in self.storage.stores:
             raise ValueError("storage.stores.metadata: a metadata store is required")
         if len(self.providers.get("files", [])) > 1:

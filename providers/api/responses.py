@@ -42,7 +42,7 @@ Tool = Annotated[Union[FunctionTool, FileSearchTool], Field(discriminator="type"
 
 class PromptReference(WireModel):
     id: str = Field(min_length=1)
-    version: int | str | None = None
+    version: int | Annotated[str, Field(pattern=r"^[1-9][0-9]*$")] | None = None
     variables: dict[str, str] = {}
 
 

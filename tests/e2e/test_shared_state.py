@@ -24,6 +24,7 @@ from tests.e2e.test_remote_graph import wait_for
 from tests.unit.test_kvstore import POSTGRES
 
 REPLY = "Stored answers are kept."
+HOSTILE_REPLY = "I will kill you, you idiot."
 TOKENS = {
     "tok-alice": {"principal": "alice", "attributes": {"teams": ["red"]}},
     "tok-carol": {"principal": "carol", "attributes": {"teams": ["red"]}},
@@ -61,15 +62,17 @@ MAX_FILE_BYTES = 64 * 1024
 EMBEDDING_BATCH = 4
 
 
-def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
+def run_config(base_url: str, slow_url: str, hostile_url: str, storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
                 {"provider_id": "slow", "provider_type": "remote::openai", "config": {"base_url": slow_url}, "deployment": small},
+                {"provider_id": "hostile", "provider_type": "remote::openai", "config": {"base_url": hostile_url}, "deployment": small},
             ],
+            "safety": [{"provider_id": "profanity-check", "provider_type": "inline::profanity-check", "deployment": small}],
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
                        "config": {"storage_dir": str(files_dir), "max_file_size_bytes": MAX_FILE_BYTES}}],
             "vector_io": [{"provider_id": "milvus", "provider_type": "inline::milvus",
@@ -78,11 +81,12 @@ def run_config(base_url: str, slow_url: str, storage: dict, files_dir) -> dict:
         "registered_resources": {"models": [
             {"model_id": "shared", "provider_id": "remote", "provider_model_id": "mock-model"},
             {"model_id": "slow", "provider_id": "slow", "provider_model_id": "mock-model"},
+            {"model_id": "hostile", "provider_id": "hostile", "provider_model_id": "mock-model"},
             {"model_id": "embedder", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding",
              "metadata": {"embedding_dimension": 8}},
             {"model_id": "slow-embedder", "provider_id": "slow", "provider_model_id": "mock-model", "model_type": "embedding",
              "metadata": {"embedding_dimension": 8}},
-        ]},
+        ], "shields": [{"shield_id": "content-safety", "provider_id": "profanity-check"}]},
         "vector_stores": {"ingestion": {"embedding_batch_size": EMBEDDING_BATCH, "resume_check_period_s": 2}},
         "storage": storage,
         "server": {
@@ -98,14 +102,16 @@ def graph(request, serve_session, tmp_path_factory):
     base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=4))
     slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3,
                                                                  embedding_delay_s=0.5))
+    hostile_url, stop_hostile = start_mock_server(config=MockConfig(reply=HOSTILE_REPLY, chunks=3))
     state_dir = tmp_path_factory.mktemp("state")
     storage = storage_config(request.param, state_dir)
-    config = parse_run_config(run_config(base_url, slow_url, storage, state_dir / "files"), "test")
+    config = parse_run_config(run_config(base_url, slow_url, hostile_url, storage, state_dir / "files"), "test")
     serve.run(build_app(config), name="shared-state", route_prefix="/")
     yield config
     serve.delete("shared-state")
     stop_mock()
     stop_slow()
+    stop_hostile()
 
 
 def as_user(base_url: str, token: str) -> openai.OpenAI:
@@ -575,7 +581,33 @@ def test_responses_are_stored_and_owned(serve_session, users):
         alice.responses.retrieve(response.id)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_guardrails_answer_a_flagged_input_or_output_with_a_refusal(users, stream):
+    alice = users["alice"]
+    guarded = {"extra_body": {"guardrails": ["content-safety"]}, "stream": stream}
+
+    def respond(model: str, text: str):
+        result = alice.responses.create(model=model, input=text, **guarded)
+        if not stream:
+            return result, []
+        events = list(result)
+        assert events[-1].type == "response.completed"
+        return events[-1].response, events
+    for model, text in (("shared", "I will kill you"), ("hostile", "Say something nice.")):
+        response, events = respond(model, text)
+        [answer] = response.output
+        assert answer.content[0].type == "refusal" and "harassment" in answer.content[0].refusal
+        assert not any(e.type == "response.output_text.delta" for e in events), "flagged text never reaches the client"
+        assert HOSTILE_REPLY not in str(alice.responses.retrieve(response.id).model_dump())
+    response, events = respond("shared", "Who keeps answers?")
+    assert response.output_text == REPLY
+    assert [e.delta for e in events if e.type == "response.output_text.delta"] == ([REPLY] if stream else [])
+    unguarded = alice.responses.create(model="hostile", input="Say something nice.")
+    assert unguarded.output_text == HOSTILE_REPLY
+
+
 @pytest.mark.parametrize("body, status, param", [
+    ({"model": "shared", "input": "x", "guardrails": ["no-such-shield"]}, 404, "guardrails.0"),
     ({"model": "shared", "input": ""}, 400, "input"),
     ({"model": "embedder", "input": "x"}, 400, "model"),
     ({"model": "nowhere", "input": "x"}, 404, "model"),
