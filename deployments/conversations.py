@@ -43,7 +43,7 @@ class ConversationService:
 
     async def add_items(self, user: Identity | None, conversation_id: str, request: AddItemsRequest) -> dict[str, Any]:
         items = [normalized_item(item, f"items.{i}") for i, item in enumerate(request.items)]
-        await self.conversations.update(user, conversation_id, {})  # 404 or 403 before anything is stored
+        await self.conversations.authorize(user, conversation_id, "update")
         return await self.append(conversation_id, items)
 
     async def append(self, conversation_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -80,7 +80,7 @@ class ConversationService:
             raise NotFoundError(f"Item '{item_id}' not found in conversation '{conversation_id}'", param="item_id") from None
 
     async def delete_item(self, user: Identity | None, conversation_id: str, item_id: str) -> dict[str, Any]:
-        conversation = await self.conversations.update(user, conversation_id, {})
+        conversation = await self.conversations.authorize(user, conversation_id, "update")
         await self.get_item(user, conversation_id, item_id)
         await self.items.delete(None, f"{conversation_id}/{item_id}")
         return conversation

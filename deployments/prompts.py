@@ -66,7 +66,7 @@ class PromptService:
         return {"object": "list", "data": [self._view(record, head) for record in rows["data"]]}
 
     async def update(self, user: Identity | None, prompt_id: str, request: UpdatePromptRequest) -> dict[str, Any]:
-        head = await self.heads.update(user, prompt_id, {})  # 404 or 403 before anything is written
+        head = await self.heads.authorize(user, prompt_id, "update")
         latest = head["latest_version"]
         if request.version != latest:
             raise ConflictError(f"version {request.version} is not the latest version of prompt '{prompt_id}' "
@@ -80,7 +80,7 @@ class PromptService:
         return await self.get(user, prompt_id, latest + 1)
 
     async def set_default(self, user: Identity | None, prompt_id: str, request: SetDefaultVersionRequest) -> dict[str, Any]:
-        await self.heads.update(user, prompt_id, {})
+        await self.heads.authorize(user, prompt_id, "update")
         await self.get(user, prompt_id, request.version)  # the version must exist
         await self.heads.update(user, prompt_id, {"default_version": request.version})
         return await self.get(user, prompt_id)

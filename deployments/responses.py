@@ -22,6 +22,7 @@ from deployments.recording import StreamedCompletion
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError, NotFoundError
 from providers.api.inference import ChatCompletionRequest
+from providers.api.models import Model
 from providers.api.responses import (FILE_SEARCH_FUNCTION, CreateResponseRequest, FileSearchTool, chat_messages,
                                      chat_response_format, chat_tool_choice, item_text)
 from providers.api.safety import RunShieldRequest
@@ -39,10 +40,11 @@ async def _quiet(event: dict[str, Any]) -> None:
 class _Turn:
     """One response being made: its request, context, messages and output so far."""
 
-    def __init__(self, request: CreateResponseRequest, response_id: str, context: list[dict[str, Any]],
+    def __init__(self, request: CreateResponseRequest, model: Model, response_id: str, context: list[dict[str, Any]],
                  new_items: list[dict[str, Any]], messages: list[dict[str, Any]], conversation_id: str | None,
                  guardrails: list[str]):
         self.request = request
+        self.model = model
         self.guardrails = guardrails
         self.response_id = response_id
         self.created_at = int(time.time())
@@ -113,7 +115,7 @@ class ResponseService:
         if conversation_id:
             if self.gateway.conversations is None:
                 raise InvalidRequestError("conversations are not served by this graph", param="conversation")
-            await self.gateway.conversations.conversations.update(user, conversation_id, {})  # may the caller add to it?
+            await self.gateway.conversations.conversations.authorize(user, conversation_id, "update")
             context = await self.gateway.conversations.history(user, conversation_id)
         for tool in request.tools:
             if isinstance(tool, FileSearchTool):
@@ -137,7 +139,7 @@ class ResponseService:
             if self.gateway.safety is None:
                 raise InvalidRequestError("guardrails need shields, and this graph serves no safety provider", param="guardrails")
             self.gateway.safety.shield(shield_id, f"guardrails.{i}")
-        return _Turn(request, f"resp_{uuid.uuid4().hex}", context, new_items, messages, conversation_id, guardrails)
+        return _Turn(request, model, f"resp_{uuid.uuid4().hex}", context, new_items, messages, conversation_id, guardrails)
 
     async def _refusal(self, turn: _Turn, texts: list[str]) -> str | None:
         """What to answer instead when a guardrail flags any of `texts`."""
@@ -171,7 +173,6 @@ class ResponseService:
             raise InvalidRequestError(f"the turn does not make a valid chat request: {exc}") from None
 
     async def _run(self, user: Identity | None, turn: _Turn, emit: Emit) -> None:
-        model = await self.gateway.model_for(user, turn.request.model)
         functions = turn.request.function_tools()
         refusal = await self._refusal(turn, [item_text(i.get("content")) for i in turn.new_items if i["type"] == "message"])
         if refusal is not None:  # a blocked input ends the turn with a refusal
@@ -185,7 +186,7 @@ class ResponseService:
             turn.messages = turn.messages + chat_messages(turn.output[-1:])
             turn.tool_choice = "none"
         for _ in range(MAX_STEPS):
-            completion = await self._step(model, turn, emit)
+            completion = await self._step(turn, emit)
             usage = completion.get("usage") or {}
             turn.usage["input_tokens"] += usage.get("prompt_tokens", 0)
             turn.usage["output_tokens"] += usage.get("completion_tokens", 0)
@@ -211,8 +212,9 @@ class ResponseService:
             turn.tool_choice = "auto"  # a named or required choice applies to the first call
         turn.status = "completed"
 
-    async def _step(self, model, turn: _Turn, emit: Emit) -> dict[str, Any]:
+    async def _step(self, turn: _Turn, emit: Emit) -> dict[str, Any]:
         """One chat completion; a streamed one emits its text as it comes."""
+        model = turn.model
         if not turn.request.stream:
             result = await self.gateway.call(model.provider_id, "chat_completion", self._chat_request(turn, False),
                                              model.provider_resource_id)

@@ -119,6 +119,11 @@ class OwnedRecords:
             raise PermissionDeniedError(f"not allowed to {action} {self.noun} '{record_id}'", param=self.id_param)
         return found
 
+    async def authorize(self, user: Identity | None, record_id: str, action: str) -> dict[str, Any]:
+        """The record if `user` may `action` it: 404 unless they can read it, 403 unless they may also do `action`."""
+        async with self.engine.connect() as conn:
+            return json.loads((await self._authorized(conn, user, record_id, action)).record)
+
     async def update(self, user: Identity | None, record_id: str, changes: dict[str, Any], **filters: str) -> dict[str, Any]:
         """Merge `changes` into the record (and set filter columns)."""
         async with self.engine.begin() as conn:
