@@ -43,7 +43,9 @@ class StreamedCompletion:
         self.usage: dict[str, Any] | None = None
         self.choices: dict[int, dict[str, Any]] = {}
 
-    def feed(self, sse_text: str) -> None:
+    def feed(self, sse_text: str) -> list[str]:
+        """Merge the chunks in `sse_text`; returns the content they add to the first choice."""
+        deltas = []
         for line in sse_text.splitlines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
@@ -56,6 +58,10 @@ class StreamedCompletion:
                 self.usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
                 self._merge(choice)
+                content = (choice.get("delta") or {}).get("content")
+                if choice["index"] == 0 and content:
+                    deltas.append(content)
+        return deltas
 
     def _merge(self, choice: dict[str, Any]) -> None:
         slot = self.choices.setdefault(choice["index"], {"content": [], "tool_calls": {}, "finish_reason": None, "logprobs": []})

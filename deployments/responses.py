@@ -227,10 +227,10 @@ class ResponseService:
         item: dict[str, Any] | None = None
         async for sse_text in self.gateway.stream(model.provider_id, "chat_completion", self._chat_request(turn, True),
                                                   model.provider_resource_id):
-            streamed.feed(sse_text)
+            deltas = streamed.feed(sse_text)
             if turn.guardrails:  # guarded text is checked whole before anyone sees it
                 continue
-            for delta in _content_deltas(sse_text):
+            for delta in deltas:
                 if item is None:
                     item = {**_message_item(""), "status": "in_progress", "content": []}
                     await emit({"type": "response.output_item.added", "output_index": len(turn.output), "item": item})
@@ -400,18 +400,6 @@ def _refusal_item(refusal: str) -> dict[str, Any]:
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def _content_deltas(sse_text: str) -> list[str]:
-    deltas = []
-    for line in sse_text.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    deltas.append(content)
-    return deltas
 
 
 def _query_of(call: dict[str, Any]) -> str:
