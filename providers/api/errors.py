@@ -80,3 +80,10 @@ class PermissionDeniedError(APIError):
 class PayloadTooLargeError(APIError):
     status_code = 413
     error_type = "invalid_request_error"
+
+
+class FailedDependencyError(APIError):
+    """A server the request itself named (an MCP server) could not be reached or answered badly."""
+
+    status_code = 424
+    error_type = "external_connector_error"
