@@ -259,3 +259,10 @@ class InferenceProvider(Protocol):
     async def health(self) -> dict[str, Any]: ...
 
     async def shutdown(self) -> None: ...
+
+
+class ChatModel(Protocol):
+    """A chat model of the graph as a provider that depends on one sees it (the builder resolves
+    the model id of the provider's config to the inference deployment that serves it)."""
+
+    async def chat_completion(self, request: ChatCompletionRequest) -> dict[str, Any]: ...
