@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypedDict
 
 from pydantic import BaseModel
 
 from providers.api.errors import InvalidRequestError
+from providers.api.inference import ChatCompletionRequest
 from providers.registry import get_spec
 
 
@@ -18,11 +19,13 @@ class ProviderDeployment:
     method that returns an async iterator and yields Server-Sent-Event text, gathering the
     chunks that arrive within `stream_batch_window_s` into one message to spare the hop."""
 
-    def __init__(self, provider_id: str, provider_type: str, config: dict[str, Any], stream_batch_window_s: float = 0.02):
+    def __init__(self, provider_id: str, provider_type: str, config: dict[str, Any],
+                 models: dict[str, ModelRoute] | None = None, stream_batch_window_s: float = 0.02):
         self.provider_id = provider_id
         self.provider_type = provider_type
         self.stream_batch_window_s = stream_batch_window_s
-        self.provider = get_spec(provider_type).create(config)
+        chat_models = None if models is None else {m: GraphChatModel(route) for m, route in models.items()}
+        self.provider = get_spec(provider_type).create(config, chat_models)
 
     async def _method(self, method: str):
         function = getattr(self.provider, method, None)
@@ -48,6 +51,24 @@ class ProviderDeployment:
 
     async def __del__(self):
         await self.provider.shutdown()
+
+
+class ModelRoute(TypedDict):
+    """Where a model a provider depends on is served: the inference deployment and its own name for it."""
+
+    handle: Any  # ray.serve.handle.DeploymentHandle
+    provider_model_id: str
+
+
+class GraphChatModel:
+    """A chat model of the graph, called through its inference deployment's handle."""
+
+    def __init__(self, route: ModelRoute):
+        self.route = route
+
+    async def chat_completion(self, request: ChatCompletionRequest) -> dict[str, Any]:
+        result = await self.route["handle"].call.remote("chat_completion", request, self.route["provider_model_id"])
+        return result if isinstance(result, dict) else result.model_dump(exclude_unset=True)
 
 
 def _encode(chunk: Any) -> str:

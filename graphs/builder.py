@@ -13,9 +13,9 @@ from ray import serve
 from ray.serve import Application
 
 from deployments.ingress import INGRESS_DEFAULTS, Ingress
-from deployments.provider import ProviderDeployment
+from deployments.provider import ModelRoute, ProviderDeployment
 from providers.registry import get_spec
-from providers.run_config import DeploymentOptions, RunConfig, load_run_config
+from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies
 
 # Request-path access logs cost a gateway more than half its throughput; errors still log.
 _LOGGING = {"enable_access_log": False}
@@ -37,16 +37,33 @@ def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dic
 
 def build_app(config: RunConfig) -> Application:
     handles = {}
-    for _, entry in config.provider_entries():
+    # Providers that call graph models (a guard model's shield) bind after the inference providers.
+    for _, entry in sorted(config.provider_entries(), key=lambda pair: bool(_model_dependencies(pair[1]))):
         options = merge_options(get_spec(entry.provider_type).deployment_defaults, entry.deployment)
         deployment = serve.deployment(ProviderDeployment).options(
             name=f"provider-{entry.provider_id}", logging_config=_LOGGING, **options
         )
-        handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config)
+        models = _model_routes(config, entry, handles)
+        handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config, models)
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         name="ingress", logging_config=_LOGGING, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
     )
     return ingress.bind(config.model_dump(mode="json"), handles)
+
+
+def _model_dependencies(entry: ProviderEntry) -> list[str]:
+    return model_dependencies(get_spec(entry.provider_type).parse_config(entry.config))
+
+
+def _model_routes(config: RunConfig, entry: ProviderEntry, handles: dict[str, Any]) -> dict[str, ModelRoute] | None:
+    """The inference deployment and provider model id of each graph model the provider calls."""
+    wanted = _model_dependencies(entry)
+    if not wanted:
+        return None
+    models = {m.model_id: m for m in config.registered_resources.models}
+    return {model_id: ModelRoute(handle=handles[models[model_id].provider_id],
+                                 provider_model_id=models[model_id].provider_model_id or model_id)
+            for model_id in wanted}
 
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"

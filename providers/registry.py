@@ -37,9 +37,12 @@ class ProviderSpec:
     def parse_config(self, config: dict[str, Any]) -> BaseModel:
         return self.config_model().model_validate(config)
 
-    def create(self, config: dict[str, Any]) -> Any:
-        """Build the provider from its config (this imports its heavy dependencies)."""
-        return importlib.import_module(self.module).create_provider(self.parse_config(config))
+    def create(self, config: dict[str, Any], models: dict[str, Any] | None = None) -> Any:
+        """Build the provider from its config (this imports its heavy dependencies); a provider that
+        calls graph models gets them as `models` (model id -> ChatModel)."""
+        factory = importlib.import_module(self.module).create_provider
+        parsed = self.parse_config(config)
+        return factory(parsed) if models is None else factory(parsed, models)
 
 
 _LLM_ENGINE_DEFAULTS: dict[str, Any] = {
@@ -132,6 +135,45 @@ PROVIDER_SPECS += (
             "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
             "max_ongoing_requests": 128,
             "ray_actor_options": {"num_cpus": 0.25},
+        },
+    ),
+)
+
+PROVIDER_SPECS += (
+    ProviderSpec(
+        provider_type="inline::llama-guard",
+        api="safety",
+        module="providers.inline.llama_guard",
+        config_class="providers.inline.llama_guard.config:LlamaGuardConfig",
+        description="Prompts a Llama Guard model served by the graph and reads its verdict as moderation categories",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0},
+        },
+    ),
+    ProviderSpec(
+        provider_type="remote::model-context-protocol",
+        api="tool_runtime",
+        module="providers.remote.mcp",
+        config_class="providers.remote.mcp.config:MCPToolRuntimeConfig",
+        description="Lists and calls the tools of MCP servers over streamable HTTP",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0},
+        },
+    ),
+    ProviderSpec(
+        provider_type="remote::tavily-search",
+        api="tool_runtime",
+        module="providers.remote.tavily_search",
+        config_class="providers.remote.tavily_search.config:TavilySearchConfig",
+        description="Web search through Tavily's search API (needs an API key)",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0},
         },
     ),
 )

@@ -164,9 +164,24 @@ class ShieldEntry(StrictModel):
     params: dict[str, Any] = {}
 
 
+class MCPEndpoint(StrictModel):
+    uri: str = Field(pattern=r"^https?://")
+
+
+class ToolGroupEntry(StrictModel):
+    """Tools a tool_runtime provider serves under one id: a web search service, or an MCP server
+    at `mcp_endpoint`."""
+
+    toolgroup_id: str = Field(min_length=1)
+    provider_id: str
+    mcp_endpoint: MCPEndpoint | None = None
+    args: dict[str, Any] | None = None
+
+
 class RegisteredResources(StrictModel):
     models: list[ModelEntry] = []
     shields: list[ShieldEntry] = []
+    tool_groups: list[ToolGroupEntry] = []
 
 
 class ServerConfig(StrictModel):
@@ -206,7 +221,7 @@ class VectorStoresConfig(StrictModel):
 class RunConfig(StrictModel):
     version: int = 1
     apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
-                       "inspect", "providers"]]
+                       "tool_runtime", "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -234,6 +249,14 @@ class RunConfig(StrictModel):
             if shield.provider_id not in safety_ids:
                 raise ValueError(f"registered_resources.shields.{i}.provider_id: no safety provider "
                                  f"'{shield.provider_id}' (known: {', '.join(safety_ids) or 'none'})")
+        tool_runtime_ids = [p.provider_id for p in self.providers.get("tool_runtime", [])]
+        for i, group in enumerate(self.registered_resources.tool_groups):
+            if group.provider_id not in tool_runtime_ids:
+                raise ValueError(f"registered_resources.tool_groups.{i}.provider_id: no tool_runtime provider "
+                                 f"'{group.provider_id}' (known: {', '.join(tool_runtime_ids) or 'none'})")
+        group_ids = [group.toolgroup_id for group in self.registered_resources.tool_groups]
+        if len(set(group_ids)) != len(group_ids):
+            raise ValueError("registered_resources.tool_groups: toolgroup_id values must be unique")
         shield_ids = [shield.shield_id for shield in self.registered_resources.shields]
         for i, shield_id in enumerate(self.responses.guardrails):
             if shield_id not in shield_ids:
@@ -360,10 +383,27 @@ def _check_provider_configs(config: RunConfig) -> None:
             except ValueError as exc:
                 raise ConfigError(f"{where}.deployment: {exc}") from None
             try:
-                spec.parse_config(entry.config)
+                provider_config = spec.parse_config(entry.config)
             except ValidationError as exc:
                 problems = [f"{where}.config.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
                 raise ConfigError("invalid provider config:\n  " + "\n  ".join(problems)) from None
+            for model_id in model_dependencies(provider_config):
+                _check_model_dependency(config, model_id, f"{where}.config.model")
+
+
+def model_dependencies(provider_config: BaseModel) -> list[str]:
+    """The graph's models a provider calls (a shield that prompts a guard model), from its config."""
+    models = getattr(provider_config, "models", None)
+    return models() if callable(models) else []
+
+
+def _check_model_dependency(config: RunConfig, model_id: str, where: str) -> None:
+    llms = {m.model_id: m for m in config.registered_resources.models if m.model_type == "llm"}
+    if model_id not in llms:
+        raise ConfigError(f"{where}: '{model_id}' is not an llm under registered_resources.models "
+                          f"(known: {', '.join(llms) or 'none'})")
+    if llms[model_id].provider_id not in [p.provider_id for p in config.providers.get("inference", [])]:
+        raise ConfigError(f"{where}: model '{model_id}' is not served by an inference provider")
 
 
 # Error locations name the union member they tried (a backend's type, a store reference's class);
