@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from deployments.prompts import PromptService
     from deployments.responses import ResponseService
     from deployments.safety import SafetyService
+    from deployments.tools import ToolService
     from deployments.vector_stores import VectorStoreService
 
 logger = logging.getLogger("ray.serve")
@@ -35,7 +36,7 @@ class ProviderRoute:
 
 class Gateway:
     """Provider handles, the model routing table, the inference store, the file, vector store,
-    prompt, safety, conversation and response services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
+    prompt, safety, tool, conversation and response services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
 
     def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
                  inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
@@ -49,6 +50,7 @@ class Gateway:
         self.vector_stores: VectorStoreService | None = None
         self.prompts: PromptService | None = None
         self.safety: SafetyService | None = None
+        self.tools: ToolService | None = None
         self.conversations: ConversationService | None = None
         self.responses: ResponseService | None = None
         self.providers = {

@@ -16,8 +16,9 @@ from deployments.prompts import PromptService
 from deployments.conversations import ConversationService
 from deployments.responses import ResponseService
 from deployments.routers import (conversations, files, inference, inspect, models, prompts, responses, safety,
-                                 stored_completions, vector_stores)
+                                 stored_completions, tools, vector_stores)
 from deployments.safety import SafetyService
+from deployments.tools import ToolService
 from deployments.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
 from providers.auth.authenticators import build_authenticator
@@ -41,8 +42,8 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, conversations, responses,
-                   inspect):
+    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
+                   responses, inspect):
         app.include_router(module.router)
     install_error_handlers(app)
     app.state.gateway = gateway
@@ -74,6 +75,8 @@ class Ingress:
             self._orphan_watch = asyncio.get_running_loop().create_task(self.gateway.vector_stores.watch_orphans(period_s))
         if config.providers.get("safety"):
             self.gateway.safety = SafetyService(self.gateway)
+        if config.providers.get("tool_runtime"):
+            self.gateway.tools = ToolService(self.gateway)
         if "prompts" in config.apis:
             self.gateway.prompts = await self._prompt_service(policy)
         if "conversations" in config.apis:

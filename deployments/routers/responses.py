@@ -40,8 +40,9 @@ async def list_responses(responses: ResponsesDep, user: UserDep, after: str | No
 
 
 @router.get("/{response_id}")
-async def get_response(response_id: str, responses: ResponsesDep, user: UserDep):
-    return await responses.get(user, response_id)
+async def get_response(response_id: str, responses: ResponsesDep, user: UserDep,
+                       include: Annotated[list[str] | None, Query()] = None):
+    return await responses.get(user, response_id, include)
 
 
 @router.get("/{response_id}/input_items")

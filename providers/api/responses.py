@@ -37,7 +37,75 @@ class FileSearchTool(WireModel):
     ranking_options: dict[str, Any] | None = None
 
 
-Tool = Annotated[Union[FunctionTool, FileSearchTool], Field(discriminator="type")]
+class ToolNames(WireModel):
+    tool_names: list[str] | None = None
+    read_only: bool | None = None
+
+
+class ApprovalFilter(WireModel):
+    """OpenAI's `{"always": {"tool_names": [...]}, "never": {...}}`; Llama Stack's lists of names too."""
+
+    always: ToolNames | list[str] | None = None
+    never: ToolNames | list[str] | None = None
+
+
+def _names(names: ToolNames | list[str] | None) -> set[str]:
+    if isinstance(names, ToolNames):
+        return set(names.tool_names or [])
+    return set(names or [])
+
+
+class MCPTool(WireModel):
+    """A remote MCP server's tools. As on OpenAI, calls need approval unless `require_approval`
+    says `never` (or lists the tool under `never`)."""
+
+    type: Literal["mcp"]
+    server_label: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    server_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    connector_id: str | None = None
+    server_description: str | None = None
+    headers: dict[str, str] | None = None
+    authorization: str | None = None
+    allowed_tools: list[str] | ToolNames | None = None
+    require_approval: Literal["always", "never"] | ApprovalFilter | None = None
+
+    @model_validator(mode="after")
+    def _a_server_url(self) -> "MCPTool":
+        if self.connector_id is not None:
+            raise ValueError("connector_id: connectors are not served here; give the MCP server's server_url")
+        if self.server_url is None:
+            raise ValueError("server_url: an mcp tool needs the MCP server's server_url")
+        return self
+
+    def allows(self, name: str) -> bool:
+        return self.allowed_tools is None or name in _names(self.allowed_tools)
+
+    def needs_approval(self, name: str) -> bool:
+        policy = self.require_approval
+        if isinstance(policy, ApprovalFilter):
+            return name in _names(policy.always) or name not in _names(policy.never)
+        return policy != "never"
+
+    def http_headers(self) -> dict[str, str]:
+        bearer = {"Authorization": f"Bearer {self.authorization}"} if self.authorization else {}
+        return {**(self.headers or {}), **bearer}
+
+    def public(self) -> dict[str, Any]:
+        """As the response shows it: without the credentials."""
+        return self.model_dump(exclude_none=True, exclude={"headers", "authorization"})
+
+
+WEB_SEARCH_TYPES = ("web_search", "web_search_preview", "web_search_preview_2025_03_11", "web_search_2025_08_26")
+
+
+class WebSearchTool(WireModel):
+    type: Literal[WEB_SEARCH_TYPES]  # type: ignore[valid-type]
+    search_context_size: Literal["low", "medium", "high"] | None = None
+    user_location: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = None
+
+
+Tool = Annotated[Union[FunctionTool, FileSearchTool, MCPTool, WebSearchTool], Field(discriminator="type")]
 
 
 class PromptReference(WireModel):
@@ -81,6 +149,9 @@ class CreateResponseRequest(WireModel):
         names = [t.name for t in self.tools if isinstance(t, FunctionTool)]
         if len(set(names)) != len(names):
             raise ValueError("tools: function names must be unique")
+        labels = [t.server_label for t in self.tools if isinstance(t, MCPTool)]
+        if len(set(labels)) != len(labels):
+            raise ValueError("tools: mcp server_label values must be unique")
         return self
 
     def conversation_id(self) -> str | None:
@@ -98,13 +169,19 @@ class CreateResponseRequest(WireModel):
     def function_tools(self) -> dict[str, FunctionTool]:
         return {t.name: t for t in self.tools if isinstance(t, FunctionTool)}
 
+    def mcp_tools(self) -> dict[str, MCPTool]:
+        return {t.server_label: t for t in self.tools if isinstance(t, MCPTool)}
 
+    def tool_of(self, kind: type[WireModel]) -> Any:
+        return next((t for t in self.tools if isinstance(t, kind)), None)
+
+
+_QUERY = {"type": "object", "properties": {"query": {"type": "string", "description": "what to look for"}},
+          "required": ["query"]}
 FILE_SEARCH_FUNCTION = FunctionDefinition(
-    name="file_search",
-    description="Search the attached documents for passages relevant to a query.",
-    parameters={"type": "object", "properties": {"query": {"type": "string", "description": "what to look for"}},
-                "required": ["query"]},
-)
+    name="file_search", description="Search the attached documents for passages relevant to a query.", parameters=_QUERY)
+WEB_SEARCH_FUNCTION = FunctionDefinition(
+    name="web_search", description="Search the web for current information.", parameters=_QUERY)
 
 
 def chat_tool_choice(tool_choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -118,6 +195,10 @@ def chat_tool_choice(tool_choice: str | dict[str, Any] | None) -> str | dict[str
         return {"type": "function", "function": {"name": tool_choice["name"]}}
     if kind == "file_search":
         return {"type": "function", "function": {"name": "file_search"}}
+    if kind in WEB_SEARCH_TYPES:
+        return {"type": "function", "function": {"name": "web_search"}}
+    if kind == "mcp" and tool_choice.get("server_label"):
+        return {"type": "function", "function": {"name": tool_choice["name"]}} if tool_choice.get("name") else "required"
     raise InvalidRequestError("tool_choice names an unknown tool", param="tool_choice")
 
 
@@ -143,14 +224,21 @@ def item_text(content: Any) -> str:
 
 def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Response items as chat messages: messages keep their role, a function call joins the
-    assistant turn it belongs to, its output becomes a tool message; file search calls replay as
-    a call and its results."""
+    assistant turn it belongs to, its output becomes a tool message; server-side tool calls (file
+    search, web search, MCP) replay as a call and its result. MCP tool listings and approvals say
+    nothing to the model, except a call the user refused, which replays as refused."""
     messages: list[dict[str, Any]] = []
+    refusals = {i["approval_request_id"]: i for i in items if i["type"] == "mcp_approval_response" and not i.get("approve")}
 
     def assistant_with_calls() -> dict[str, Any]:
         if not messages or messages[-1]["role"] != "assistant" or "tool_calls" not in messages[-1]:
             messages.append({"role": "assistant", "content": None, "tool_calls": []})
         return messages[-1]
+
+    def server_call(call_id: str, name: str, arguments: str, result: str) -> None:
+        assistant_with_calls()["tool_calls"].append(
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
 
     for item in items:
         kind = item["type"]
@@ -164,11 +252,33 @@ def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             messages.append({"role": "tool", "tool_call_id": item["call_id"],
                              "content": output if isinstance(output, str) else json.dumps(output)})
         elif kind == "file_search_call":
-            call_id = item["id"]
-            assistant_with_calls()["tool_calls"].append({"id": call_id, "type": "function", "function": {
-                "name": "file_search", "arguments": json.dumps({"query": " ".join(item.get("queries") or [])})}})
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": file_search_context(item.get("results") or [])})
+            server_call(item["id"], "file_search", json.dumps({"query": " ".join(item.get("queries") or [])}),
+                        file_search_context(item.get("results") or []))
+        elif kind == "web_search_call":
+            action = item.get("action") or {}
+            server_call(item["id"], "web_search", json.dumps({"query": action.get("query", "")}),
+                        web_search_context(action.get("sources") or []))
+        elif kind == "mcp_call":
+            server_call(item["id"], item["name"], item["arguments"], mcp_call_context(item))
+        elif kind == "mcp_approval_request" and item["id"] in refusals:
+            reason = refusals[item["id"]].get("reason")
+            server_call(item["id"], item["name"], item["arguments"],
+                        "The user did not approve this call" + (f": {reason}" if reason else "."))
     return messages
+
+
+def web_search_context(sources: list[dict[str, Any]]) -> str:
+    if not sources:
+        return "No web results were found."
+    return "\n\n".join(f"[{i + 1}] {s.get('title') or s['url']} ({s['url']})\n{s.get('content', '')}".rstrip()
+                       for i, s in enumerate(sources))
+
+
+def mcp_call_context(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if error:
+        return f"Error: {error.get('message') or item_text(error.get('content'))}" if isinstance(error, dict) else f"Error: {error}"
+    return item.get("output") or ""
 
 
 def file_search_context(results: list[dict[str, Any]]) -> str:
