@@ -354,7 +354,8 @@ def parse_run_config(data: dict[str, Any], source: str, environ: dict[str, str] 
 
 
 def _drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
-    """A provider entry whose provider_id expands to nothing (`${env.KEY:+id}`) is switched off."""
+    """A provider entry whose provider_id expands to nothing (`${env.KEY:+id}`) is switched off, and
+    so is a tool group whose toolgroup_id does."""
     providers = data.get("providers")
     if isinstance(providers, dict):
         data["providers"] = {
@@ -362,6 +363,10 @@ def _drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
             if isinstance(entries, list) else entries
             for api, entries in providers.items()
         }
+    resources = data.get("registered_resources")
+    if isinstance(resources, dict) and isinstance(resources.get("tool_groups"), list):
+        resources["tool_groups"] = [g for g in resources["tool_groups"]
+                                    if not (isinstance(g, dict) and "toolgroup_id" in g and not g["toolgroup_id"])]
     return data
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import threading
+from typing import Callable
 
 from aiohttp import web
+
+from tests.loopback import serve_aiohttp
 
 UNAUTHORIZED = {"detail": {"error": "Unauthorized: missing or invalid API key."}}
 
@@ -15,16 +15,12 @@ UNAUTHORIZED = {"detail": {"error": "Unauthorized: missing or invalid API key."}
 class StopFakeTavily:
     """Call to shut the server down; `requests` holds the JSON bodies it received, in order."""
 
-    def __init__(self, runner: web.AppRunner, loop: asyncio.AbstractEventLoop, thread: threading.Thread,
-                 requests: list[dict]):
-        self._runner, self._loop, self._thread = runner, loop, thread
+    def __init__(self, stop: Callable[[], None], requests: list[dict]):
+        self._stop = stop
         self.requests = requests
 
     def __call__(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        self._stop()
 
 
 def start_fake_tavily(documents: list[dict], api_key: str = "test-key") -> tuple[str, StopFakeTavily]:
@@ -32,15 +28,8 @@ def start_fake_tavily(documents: list[dict], api_key: str = "test-key") -> tuple
     requests: list[dict] = []
     app = web.Application()
     app.router.add_post("/search", _search_handler(documents, api_key, requests))
-    runner = web.AppRunner(app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.SockSite(runner, sock).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", StopFakeTavily(runner, loop, thread, requests)
+    base_url, stop = serve_aiohttp(app)
+    return base_url, StopFakeTavily(stop, requests)
 
 
 def _search_handler(documents: list[dict], api_key: str, requests: list[dict]):

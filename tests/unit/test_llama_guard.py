@@ -1,11 +1,7 @@
 """The Llama Guard shield: its prompt, its verdict parser, and a round trip through the real
 remote::openai adapter to a loopback server that plays a hosted Llama Guard."""
 
-import asyncio
-import threading
-
 import pytest
-from aiohttp import web
 from pydantic import ValidationError
 
 from providers.api.errors import InvalidRequestError, ProviderError
@@ -14,42 +10,15 @@ from providers.inline.llama_guard import LlamaGuardConfig, create_provider
 from providers.inline.llama_guard.shield import HAZARDS, build_prompt, parse_verdict
 from providers.remote.openai.adapter import OpenAICompatProvider
 from providers.remote.openai.config import OpenAICompatConfig
-
-
-def fake_verdict(model: str, prompt: str) -> str:
-    """Llama Guard's answer about the prompt's last user turn; prose for the model 'chatty'."""
-    if model == "chatty":
-        return "I am a helpful assistant"
-    conversation = prompt.split("<BEGIN CONVERSATION>")[1].split("<END CONVERSATION>")[0]
-    turn = conversation.rsplit("User:", 1)[1].lower()
-    rules = {"kill": "unsafe\nS1", "hate": "unsafe\nS10", "diagnose": "unsafe\nS6"}
-    return next((verdict for word, verdict in rules.items() if word in turn), "safe")
+from tests.fake_llama_guard import start_fake_llama_guard
 
 
 @pytest.fixture(scope="module")
 def guard_server():
-    """(base_url, request bodies seen) of the fake, served on its own loop in a thread."""
-    bodies = []
-
-    async def chat(request: web.Request) -> web.Response:
-        body = await request.json()
-        bodies.append(body)
-        message = {"role": "assistant", "content": fake_verdict(body["model"], body["messages"][-1]["content"])}
-        return web.json_response({"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                                  "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    loop, runner = asyncio.new_event_loop(), web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", bodies
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    """(base_url, request bodies seen) of the fake."""
+    base_url, bodies, stop = start_fake_llama_guard()
+    yield base_url, bodies
+    stop()
 
 
 class RemoteChatModel:
