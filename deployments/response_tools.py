@@ -99,7 +99,8 @@ class ToolRunner:
     async def _list(self, item: dict[str, Any], server: MCPTool) -> dict[str, Any]:
         tools = await self.gateway.tools.list_mcp_tools(server.server_url, server.http_headers())
         return {**item, "tools": [{"name": t.name, "description": t.description, "input_schema": t.input_schema or {},
-                                   "annotations": (t.metadata or {}).get("annotations")} for t in tools]}
+                                   "annotations": (t.metadata or {}).get("annotations")}
+                                  for t in tools if server.allows(t.name)]}
 
     async def call_mcp(self, turn: Turn, server: MCPTool, name: str, arguments: str, emit: Emit,
                        approval_request_id: str | None = None) -> None:

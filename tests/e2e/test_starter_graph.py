@@ -13,15 +13,30 @@ import ray
 from ray import serve
 
 from tests.e2e.test_remote_graph import wait_for
+from tests.fake_tavily import start_fake_tavily
+from tests.mcp_server import start_mcp_server
 from tests.pdf import text_pdf
 
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
 
 
+REGATTA = {"title": "Harbour regatta 2026 results", "url": "https://regatta.example/2026/results",
+           "content": "The 2026 harbour regatta was won by the sloop Blue Heron, ahead of Kittiwake."}
+
+
 @pytest.fixture(scope="module")
-def client(serve_session, tmp_path_factory):
-    env = {**os.environ, "RAYSTACK_STATE_DIR": str(tmp_path_factory.mktemp("starter-state"))}
+def web_search():
+    """A loopback stand-in for the web search service the starter graph turns on with its key."""
+    base_url, stop = start_fake_tavily([REGATTA], api_key="tvly-test")
+    yield base_url, stop.requests
+    stop()
+
+
+@pytest.fixture(scope="module")
+def client(serve_session, tmp_path_factory, web_search):
+    env = {**os.environ, "RAYSTACK_STATE_DIR": str(tmp_path_factory.mktemp("starter-state")),
+           "TAVILY_SEARCH_API_KEY": "tvly-test", "TAVILY_SEARCH_BASE_URL": web_search[0]}
     address = ray.get_runtime_context().gcs_address
     subprocess.run(
         ["serve", "run", f"--address={address}", "--non-blocking", "--name=starter", "graphs.starter:app"],
@@ -29,6 +44,13 @@ def client(serve_session, tmp_path_factory):
     )
     yield openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=120)
     serve.delete("starter")
+
+
+@pytest.fixture(scope="module")
+def mcp_server():
+    url, stop = start_mcp_server()
+    yield url
+    stop()
 
 
 def ask(client, content: str, **options):
@@ -336,3 +358,56 @@ def test_a_versioned_prompt_drives_a_response_and_missing_variables_are_named(se
         assert http.post("/responses", json=body).json()["status"] == "completed"
         missing = http.post("/responses", json={**body, "prompt": {"id": prompt["prompt_id"], "variables": {"language": "x"}}})
         assert missing.status_code == 400 and "name" in missing.json()["error"]["message"]
+
+
+def forecast_tool(url: str, **options) -> dict:
+    return {"type": "mcp", "server_label": "weather", "server_url": url, "allowed_tools": ["get_forecast"], **options}
+
+
+FORCE_FORECAST = {"type": "mcp", "server_label": "weather", "name": "get_forecast"}
+
+
+def test_an_mcp_tool_is_listed_called_and_its_answer_fed_back(client, mcp_server):
+    response = client.responses.create(model=CHAT, input="What is the weather in Paris?", max_output_tokens=60,
+                                       tools=[forecast_tool(mcp_server, require_approval="never")],
+                                       tool_choice=FORCE_FORECAST)
+    listing, call, answer = response.output
+    assert listing.type == "mcp_list_tools" and [t.name for t in listing.tools] == ["get_forecast"]
+    assert listing.tools[0].input_schema["properties"]["city"]["type"] == "string"
+    assert call.type == "mcp_call" and call.name == "get_forecast" and call.error is None
+    assert call.output == f"Forecast for {json.loads(call.arguments)['city']}: 23 degrees and sunny"
+    assert answer.type == "message" and response.status == "completed"
+
+
+def test_an_mcp_call_waits_for_approval_and_runs_once_approved(client, mcp_server):
+    tool = forecast_tool(mcp_server)  # as on OpenAI, calls need approval unless the request says never
+    asked = client.responses.create(model=CHAT, input="What is the weather in Rome?", tools=[tool],
+                                    tool_choice=FORCE_FORECAST, max_output_tokens=60)
+    request = asked.output[-1]
+    assert request.type == "mcp_approval_request" and request.name == "get_forecast"
+    assert not any(item.type == "mcp_call" for item in asked.output), "nothing runs before the caller approves"
+    events = list(client.responses.create(
+        model=CHAT, previous_response_id=asked.id, tools=[tool], max_output_tokens=60, stream=True,
+        input=[{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}]))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "response.completed" and [e.sequence_number for e in events] == list(range(len(events)))
+    assert "response.mcp_list_tools.in_progress" not in kinds, "the tools listed earlier in the context are reused"
+    assert kinds.index("response.mcp_call.in_progress") < kinds.index("response.mcp_call.completed")
+    call = next(item for item in events[-1].response.output if item.type == "mcp_call")
+    assert call.approval_request_id == request.id and call.output.startswith("Forecast for ")
+
+
+def test_web_search_finds_the_planted_page_and_shows_sources_when_asked(client, web_search):
+    tools = [{"type": "web_search"}]
+    response = client.responses.create(model=CHAT, input="Who won the 2026 harbour regatta?", tools=tools,
+                                       tool_choice={"type": "web_search"}, include=["web_search_call.action.sources"],
+                                       max_output_tokens=40)
+    search = response.output[0]
+    assert search.type == "web_search_call" and search.status == "completed"
+    assert search.action.query == "Who won the 2026 harbour regatta?"
+    assert [source.url for source in search.action.sources] == [REGATTA["url"]]
+    assert response.output[-1].type == "message"
+    assert web_search[1][-1]["query"] == "Who won the 2026 harbour regatta?"
+    assert client.responses.retrieve(response.id).output[0].action.sources is None, "sources only when included"
+    listed = httpx.get(f"{client.base_url}tools", timeout=30).json()["data"]
+    assert [(t["toolgroup_id"], t["name"]) for t in listed] == [("builtin::websearch", "web_search")]

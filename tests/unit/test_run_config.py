@@ -160,10 +160,44 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check"]
+    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check", "mcp"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
+
+
+def test_starter_web_search_is_off_until_its_key_is_exported():
+    assert load_run_config(STARTER, environ={}).registered_resources.tool_groups == []
+    on = load_run_config(STARTER, environ={"TAVILY_SEARCH_API_KEY": "tvly-test"})
+    assert "web-search" in [p.provider_id for _, p in on.provider_entries()]
+    assert [g.toolgroup_id for g in on.registered_resources.tool_groups] == ["builtin::websearch"]
+
+
+def guard_config(model: str) -> dict:
+    return minimal(apis=["inference", "models", "safety"], providers={
+        **minimal()["providers"],
+        "safety": [{"provider_id": "guard", "provider_type": "inline::llama-guard", "config": {"model": model}}]})
+
+
+def test_a_llama_guard_shield_names_an_llm_of_the_graph():
+    assert parse_run_config(guard_config("m"), "t").providers["safety"][0].config == {"model": "m"}
+    with pytest.raises(ConfigError, match="providers.safety.0.config.model: 'nope' is not an llm under "
+                                          "registered_resources.models \\(known: m\\)"):
+        parse_run_config(guard_config("nope"), "t")
+
+
+def test_a_tool_group_names_a_tool_runtime_provider_and_an_http_endpoint():
+    data = minimal(apis=["inference", "models", "tool_runtime"], providers={
+        **minimal()["providers"],
+        "tool_runtime": [{"provider_id": "mcp", "provider_type": "remote::model-context-protocol"}]})
+    data["registered_resources"]["tool_groups"] = [{"toolgroup_id": "mcp::x", "provider_id": "remote",
+                                                    "mcp_endpoint": {"uri": "http://127.0.0.1:1/mcp"}}]
+    with pytest.raises(ConfigError, match="tool_groups.0.provider_id: no tool_runtime provider 'remote'"):
+        parse_run_config(data, "t")
+    data["registered_resources"]["tool_groups"] = [{"toolgroup_id": "mcp::x", "provider_id": "mcp",
+                                                    "mcp_endpoint": {"uri": "ftp://x"}}]
+    with pytest.raises(ConfigError, match="tool_groups.0.mcp_endpoint.uri"):
+        parse_run_config(data, "t")
 
 
 def test_a_shield_must_name_a_safety_provider():
