@@ -3,6 +3,7 @@ PostgreSQL + Redis: who sees which models and completions, what is stored, and w
 restart. Two ingress replicas share the state; the remote is a loopback OpenAI mock."""
 
 import asyncio
+import socket
 import sqlite3
 import threading
 import uuid
@@ -21,9 +22,12 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
+from tests.fake_llama_guard import start_fake_llama_guard
+from tests.mcp_server import start_mcp_server
 from tests.unit.test_kvstore import POSTGRES
 
 REPLY = "Stored answers are kept."
+MCP_TOKEN = "mcp-secret"
 HOSTILE_REPLY = "I will kill you, you idiot."
 TOKENS = {
     "tok-alice": {"principal": "alice", "attributes": {"teams": ["red"]}},
@@ -62,17 +66,23 @@ MAX_FILE_BYTES = 64 * 1024
 EMBEDDING_BATCH = 4
 
 
-def run_config(base_url: str, slow_url: str, hostile_url: str, storage: dict, files_dir) -> dict:
+GUARD_MODEL = "meta-llama/Llama-Guard-3-1B"
+
+
+def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety", "inspect"],
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
+                 "tool_runtime", "inspect"],
         "providers": {
             "inference": [
-                {"provider_id": "remote", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
-                {"provider_id": "slow", "provider_type": "remote::openai", "config": {"base_url": slow_url}, "deployment": small},
-                {"provider_id": "hostile", "provider_type": "remote::openai", "config": {"base_url": hostile_url}, "deployment": small},
+                {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": urls[name]}, "deployment": small}
+                for name in ("remote", "slow", "hostile", "guard")
             ],
-            "safety": [{"provider_id": "profanity-check", "provider_type": "inline::profanity-check", "deployment": small}],
+            "safety": [{"provider_id": "profanity-check", "provider_type": "inline::profanity-check", "deployment": small},
+                       {"provider_id": "llama-guard", "provider_type": "inline::llama-guard", "deployment": small,
+                        "config": {"model": "llama-guard"}}],
+            "tool_runtime": [{"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "deployment": small}],
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
                        "config": {"storage_dir": str(files_dir), "max_file_size_bytes": MAX_FILE_BYTES}}],
             "vector_io": [{"provider_id": "milvus", "provider_type": "inline::milvus",
@@ -86,7 +96,10 @@ def run_config(base_url: str, slow_url: str, hostile_url: str, storage: dict, fi
              "metadata": {"embedding_dimension": 8}},
             {"model_id": "slow-embedder", "provider_id": "slow", "provider_model_id": "mock-model", "model_type": "embedding",
              "metadata": {"embedding_dimension": 8}},
-        ], "shields": [{"shield_id": "content-safety", "provider_id": "profanity-check"}]},
+            {"model_id": "llama-guard", "provider_id": "guard", "provider_model_id": GUARD_MODEL},
+        ], "shields": [{"shield_id": "content-safety", "provider_id": "profanity-check"},
+                       {"shield_id": "llama-guard", "provider_id": "llama-guard"}],
+            "tool_groups": [{"toolgroup_id": "mcp::forecast", "provider_id": "mcp", "mcp_endpoint": {"uri": urls["mcp"]}}]},
         "vector_stores": {"ingestion": {"embedding_batch_size": EMBEDDING_BATCH, "resume_check_period_s": 2}},
         "storage": storage,
         "server": {
@@ -97,21 +110,40 @@ def run_config(base_url: str, slow_url: str, hostile_url: str, storage: dict, fi
     }
 
 
+@pytest.fixture(scope="module")
+def guard():
+    """The hosted Llama Guard stand-in: (base URL, the request bodies it received)."""
+    base_url, bodies, stop = start_fake_llama_guard()
+    yield base_url, bodies
+    stop()
+
+
+@pytest.fixture(scope="module")
+def mcp_servers():
+    """An open MCP server and one that wants a bearer token."""
+    (url, stop), (guarded_url, stop_guarded) = start_mcp_server(), start_mcp_server(required_token=MCP_TOKEN)
+    yield {"open": url, "guarded": guarded_url}
+    stop()
+    stop_guarded()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
-def graph(request, serve_session, tmp_path_factory):
-    base_url, stop_mock = start_mock_server(config=MockConfig(reply=REPLY, chunks=4))
-    slow_url, stop_slow = start_mock_server(config=MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3,
-                                                                 embedding_delay_s=0.5))
-    hostile_url, stop_hostile = start_mock_server(config=MockConfig(reply=HOSTILE_REPLY, chunks=3))
+def graph(request, serve_session, tmp_path_factory, guard, mcp_servers):
+    stops, urls = [], {"guard": guard[0], "mcp": mcp_servers["open"]}
+    for name, mock in (("remote", MockConfig(reply=REPLY, chunks=4)),
+                       ("slow", MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3,
+                                           embedding_delay_s=0.5)),
+                       ("hostile", MockConfig(reply=HOSTILE_REPLY, chunks=3))):
+        urls[name], stop = start_mock_server(config=mock)
+        stops.append(stop)
     state_dir = tmp_path_factory.mktemp("state")
     storage = storage_config(request.param, state_dir)
-    config = parse_run_config(run_config(base_url, slow_url, hostile_url, storage, state_dir / "files"), "test")
+    config = parse_run_config(run_config(urls, storage, state_dir / "files"), "test")
     serve.run(build_app(config), name="shared-state", route_prefix="/")
     yield config
     serve.delete("shared-state")
-    stop_mock()
-    stop_slow()
-    stop_hostile()
+    for stop in stops:
+        stop()
 
 
 def as_user(base_url: str, token: str) -> openai.OpenAI:
@@ -617,6 +649,13 @@ def test_guardrails_answer_a_flagged_input_or_output_with_a_refusal(users, strea
     ({"model": "shared", "input": "x", "previous_response_id": "resp_1", "conversation": "conv_1"}, 400, "conversation"),
     ({"model": "shared", "input": [{"role": "user", "content": 7}]}, 400, "input.0.content"),
     ({"model": "shared", "input": "x", "conversation": "conv_missing"}, 404, "conversation_id"),
+    ({"model": "shared", "input": "x", "tools": [{"type": "mcp", "server_label": "s"}]}, 400, "tools.0"),
+    ({"model": "shared", "input": "x", "tools": [{"type": "mcp", "server_label": "s", "connector_id": "connector_gmail"}]},
+     400, "tools.0"),
+    ({"model": "shared", "input": "x", "tools": [{"type": "web_search"}]}, 400, "tools"),
+    ({"model": "shared", "input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_none", "approve": True}]},
+     400, "input.0.approval_request_id"),
+    ({"model": "shared", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, 400, "input.0.call_id"),
 ])
 def test_bad_response_requests_name_the_field(serve_session, graph, body, status, param):
     with as_http(serve_session, "alice") as alice:
@@ -700,3 +739,59 @@ def test_a_blocked_database_delays_no_answer_and_shutdown_writes_what_waited(gra
     deleting.join()
     serve.run(build_app(graph), name="shared-state", route_prefix="/")
     assert set(ids) <= set(listed_ids(users["alice"])), "completions queued at shutdown were lost"
+
+
+def test_llama_guard_moderates_through_the_guard_model_of_the_graph(serve_session, users, guard):
+    moderation = users["alice"].moderations.create(model="llama-guard", input=["I will kill him", "Lovely weather today"])
+    violent, friendly = moderation.results
+    assert moderation.model == "llama-guard"
+    assert violent.flagged and violent.categories.violence and not violent.categories.hate
+    assert not friendly.flagged
+    prompt = guard[1][-1]["messages"][0]["content"]
+    assert guard[1][-1]["model"] == GUARD_MODEL and "S1: Violent Crimes." in prompt
+    with as_http(serve_session, "alice") as http:
+        verdict = http.post("/safety/run-shield", json={"shield_id": "llama-guard", "messages": [
+            {"role": "user", "content": "Hello"}, {"role": "user", "content": "I hate them all"}]}).json()["violation"]
+        assert verdict["metadata"]["categories"] == ["hate"] and verdict["metadata"]["flagged_messages"] == [1]
+    refused = users["alice"].responses.create(model="shared", input="I will kill him", extra_body={"guardrails": ["llama-guard"]})
+    assert refused.output[0].content[0].type == "refusal" and "violence" in refused.output[0].content[0].refusal
+
+
+def test_tool_groups_list_the_tools_of_their_mcp_server(serve_session, http):
+    assert http.get("/v1/tools").status_code == 401
+    with as_http(serve_session, "bob") as bob:
+        tools = bob.get("/tools").json()["data"]
+        assert {(t["toolgroup_id"], t["name"]) for t in tools} == {
+            ("mcp::forecast", "get_forecast"), ("mcp::forecast", "add"), ("mcp::forecast", "explode")}
+        assert next(t for t in tools if t["name"] == "add")["input_schema"]["required"] == ["a", "b"]
+        assert bob.get("/tools", params={"toolgroup_id": "mcp::forecast"}).json()["data"] == tools
+        assert bob.get("/tools/get_forecast").json()["description"] == "The weather forecast for a city"
+        assert [g["identifier"] for g in bob.get("/toolgroups").json()["data"]] == ["mcp::forecast"]
+        missing = bob.get("/tools", params={"toolgroup_id": "mcp::nowhere"})
+        assert missing.status_code == 404 and missing.json()["error"]["param"] == "toolgroup_id"
+
+
+def test_mcp_credentials_reach_the_server_and_never_the_stored_response(serve_session, users, mcp_servers):
+    tool = {"type": "mcp", "server_label": "vault", "server_url": mcp_servers["guarded"], "require_approval": "never",
+            "authorization": MCP_TOKEN, "headers": {"X-Team": "red"}}
+    response = users["alice"].responses.create(model="shared", input="What can you do?", tools=[tool])
+    listing = response.output[0]
+    assert listing.type == "mcp_list_tools" and {t.name for t in listing.tools} == {"get_forecast", "add", "explode"}
+    stored = users["alice"].responses.retrieve(response.id).model_dump_json()
+    assert MCP_TOKEN not in stored and "X-Team" not in stored and mcp_servers["guarded"] in stored
+    chained = users["alice"].responses.create(model="shared", input="And now?", tools=[tool], previous_response_id=response.id)
+    assert [item.type for item in chained.output] == ["message"], "the listing in the context is reused"
+    with as_http(serve_session, "alice") as http:
+        refused = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "authorization": "wrong"}]})
+        assert refused.status_code == 424 and "401" in refused.json()["error"]["message"]
+        closed = free_closed_url()
+        down = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "server_url": closed}]})
+        assert down.status_code == 424 and closed in down.json()["error"]["message"]
+        assert http.post("/responses", json={"model": "shared", "input": "still serving"}).status_code == 200
+
+
+def free_closed_url() -> str:
+    """The URL of a loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
