@@ -16,6 +16,7 @@ from providers.run_config import ProviderEntry, RunConfig
 from providers.storage.inference_store import InferenceStore
 
 if TYPE_CHECKING:
+    from deployments.agents import AgentsClient
     from deployments.conversations import ConversationService
     from deployments.files import FileService
     from deployments.prompts import PromptService
@@ -35,17 +36,18 @@ class ProviderRoute:
 
 
 class Gateway:
-    """Provider handles, the model routing table, the inference store, the file, vector store,
-    prompt, safety, tool, conversation and response services (None when not configured), the authenticator (None when authentication is off) and the access policy."""
+    """Provider handles, the model routing table and the access policy; the services a replica
+    opens (deployments/graph_services.py): the file, vector store, prompt, safety, tool,
+    conversation and response services, and in the ingress the inference store, the authenticator
+    and the agents deployment. Each is None when not configured (the authenticator when
+    authentication is off)."""
 
-    def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, *,
-                 inference_store: InferenceStore | None = None, authenticator: Authenticator | None = None,
-                 policy: AccessPolicy | None = None):
+    def __init__(self, run_config: RunConfig, handles: dict[str, Any], models: ModelRegistry, policy: AccessPolicy):
         self.run_config = run_config
         self.models = models
-        self.inference_store = inference_store
-        self.authenticator = authenticator
-        self.policy = policy or AccessPolicy()
+        self.policy = policy
+        self.inference_store: InferenceStore | None = None
+        self.authenticator: Authenticator | None = None
         self.files: FileService | None = None
         self.vector_stores: VectorStoreService | None = None
         self.prompts: PromptService | None = None
@@ -53,9 +55,10 @@ class Gateway:
         self.tools: ToolService | None = None
         self.conversations: ConversationService | None = None
         self.responses: ResponseService | None = None
-        self.providers = {
+        self.agents: AgentsClient | None = None
+        self.providers = {  # the agents deployment holds no handle to itself
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
-            for api, entry in run_config.provider_entries()
+            for api, entry in run_config.provider_entries() if entry.provider_id in handles
         }
 
     def provider(self, provider_id: str) -> ProviderRoute:

@@ -40,7 +40,7 @@ class ProviderDeployment:
         chunks = await (await self._method(method))(*args)
         if not hasattr(chunks, "__aiter__"):
             raise InvalidRequestError(f"{method} on provider '{self.provider_id}' does not stream")
-        async for batch in _batched(chunks.__aiter__(), self.stream_batch_window_s):
+        async for batch in batched(chunks.__aiter__(), self.stream_batch_window_s):
             yield "".join(f"data: {_encode(chunk)}\n\n" for chunk in batch)
 
     async def check_health(self) -> None:
@@ -77,7 +77,7 @@ def _encode(chunk: Any) -> str:
     return json.dumps(chunk, separators=(",", ":"))
 
 
-async def _batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[list[Any]]:
+async def batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[list[Any]]:
     """Group the chunks that arrive within `window_s` of the first of each group; the stream's
     first chunk goes out alone so time to first token is not delayed."""
     loop = asyncio.get_running_loop()

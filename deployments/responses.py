@@ -35,9 +35,10 @@ _FORCED_SEARCHES = ({"type": "function", "function": {"name": "file_search"}},
 
 
 class ResponseService:
-    def __init__(self, gateway: Gateway, records: OwnedRecords):
+    def __init__(self, gateway: Gateway, records: OwnedRecords, max_steps: int = MAX_STEPS):
         self.gateway = gateway
         self.records = records
+        self.max_steps = max_steps
         self.tools = ToolRunner(gateway)
 
     # ------------------------------------------------------------ making a response
@@ -133,7 +134,7 @@ class ResponseService:
             await self._server_call(user, turn, tools, turn.tool_choice["function"]["name"], "{}", emit)
             turn.tool_choice = "none"
         fed = 0
-        for _ in range(MAX_STEPS):  # what the turn added since the last step is fed back first
+        for _ in range(self.max_steps):  # what the turn added since the last step is fed back first
             turn.messages, fed = turn.messages + chat_messages(turn.output[fed:]), len(turn.output)
             completion = await self._step(turn, tools, emit)
             usage = completion.get("usage") or {}

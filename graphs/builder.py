@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve import Application
 
+from deployments.agents import AgentsDeployment
 from deployments.ingress import INGRESS_DEFAULTS, Ingress
 from deployments.provider import ModelRoute, ProviderDeployment
 from providers.registry import get_spec
@@ -36,19 +37,32 @@ def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dic
 
 
 def build_app(config: RunConfig) -> Application:
+    run_config = config.model_dump(mode="json")
     handles = {}
-    # Providers that call graph models (a guard model's shield) bind after the inference providers.
-    for _, entry in sorted(config.provider_entries(), key=lambda pair: bool(_model_dependencies(pair[1]))):
-        options = merge_options(get_spec(entry.provider_type).deployment_defaults, entry.deployment)
-        deployment = serve.deployment(ProviderDeployment).options(
-            name=f"provider-{entry.provider_id}", logging_config=_LOGGING, **options
-        )
+    # Providers that call graph models (a guard model's shield) bind after the inference providers,
+    # and the agents deployment, which calls them all, last.
+    for _, entry in sorted(config.provider_entries(), key=_binding_order):
+        spec = get_spec(entry.provider_type)
+        options = merge_options(spec.deployment_defaults, entry.deployment)
+        name = f"provider-{entry.provider_id}"
+        if spec.composes_graph:
+            deployment = serve.deployment(AgentsDeployment).options(name=name, logging_config=_LOGGING, **options)
+            handles[entry.provider_id] = deployment.bind(run_config, dict(handles), entry.config)
+            continue
+        deployment = serve.deployment(ProviderDeployment).options(name=name, logging_config=_LOGGING, **options)
         models = _model_routes(config, entry, handles)
         handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config, models)
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         name="ingress", logging_config=_LOGGING, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
     )
-    return ingress.bind(config.model_dump(mode="json"), handles)
+    return ingress.bind(run_config, handles)
+
+
+def _binding_order(pair: tuple[str, ProviderEntry]) -> int:
+    entry = pair[1]
+    if get_spec(entry.provider_type).composes_graph:
+        return 2
+    return 1 if _model_dependencies(entry) else 0
 
 
 def _model_dependencies(entry: ProviderEntry) -> list[str]:

@@ -22,6 +22,9 @@ class ProviderSpec:
     description: str
     deployment_defaults: dict[str, Any] = field(default_factory=dict)
     single_replica: str | None = None  # why the provider cannot run more than one replica
+    # Hosted by the agents deployment (deployments/agents.py), which holds a handle to every other
+    # provider, instead of the generic provider deployment.
+    composes_graph: bool = False
 
     def check_replicas(self, num_replicas: int | None, autoscaling: dict[str, Any] | None) -> None:
         """Raise ValueError when the options ask a single-replica provider for more."""
@@ -140,6 +143,21 @@ PROVIDER_SPECS += (
 )
 
 PROVIDER_SPECS += (
+    ProviderSpec(
+        provider_type="inline::builtin",
+        api="agents",
+        module="deployments.agents",
+        config_class="providers.inline.agents.config:BuiltinAgentsConfig",
+        description="The Responses agent loop: models, tools, vector stores and shields called through the graph",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 128,
+            "ray_actor_options": {"num_cpus": 0.25},
+            # A turn in progress finishes (and is stored) before its replica goes away.
+            "graceful_shutdown_timeout_s": 120,
+        },
+        composes_graph=True,
+    ),
     ProviderSpec(
         provider_type="inline::llama-guard",
         api="safety",

@@ -221,7 +221,7 @@ class VectorStoresConfig(StrictModel):
 class RunConfig(StrictModel):
     version: int = 1
     apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
-                       "tool_runtime", "inspect", "providers"]]
+                       "tool_runtime", "agents", "inspect", "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -267,6 +267,9 @@ class RunConfig(StrictModel):
             raise ValueError("providers.files: one files provider at most")
         if self.providers.get("files") and "files" not in self.storage.stores:
             raise ValueError("storage.stores.files: a files provider keeps its file records in a 'files' store; declare one")
+        if "responses" in self.apis and len(self.providers.get("agents", [])) != 1:
+            raise ValueError("providers.agents: the responses api runs its turns in one agents provider "
+                             "(provider_type inline::builtin); declare exactly one")
         for api in ("prompts", "conversations", "responses"):
             if api in self.apis and api not in self.storage.stores:
                 raise ValueError(f"storage.stores.{api}: the {api} api keeps its records in a '{api}' store; declare one")

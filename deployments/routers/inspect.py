@@ -16,7 +16,8 @@ signed_in = [Depends(user_of)]
 _SECRET_WORDS = ("key", "token", "password", "secret")
 # Which provider API implements each router's routes.
 _ROUTE_APIS = {"Inference": "inference", "Models": "inference", "Files": "files", "Vector stores": "vector_io",
-               "Safety": "safety", "Tools": "tool_runtime"}
+               "Safety": "safety", "Tools": "tool_runtime",
+               "Responses": "agents"}
 
 
 @router.get("/health")

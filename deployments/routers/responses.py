@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from deployments.agents import AgentsClient
 from deployments.responses import ResponseService
 from deployments.routers import GatewayDep, UserDep
 from providers.api.errors import NotFoundError
@@ -25,9 +26,18 @@ async def responses_of(gateway: GatewayDep) -> ResponseService:
 ResponsesDep = Annotated[ResponseService, Depends(responses_of)]
 
 
+async def agents_of(gateway: GatewayDep, responses: ResponsesDep) -> AgentsClient:
+    """Where responses are served, the run config has an agents deployment to make them."""
+    return gateway.agents
+
+
+AgentsDep = Annotated[AgentsClient, Depends(agents_of)]
+
+
 @router.post("")
-async def create_response(request: CreateResponseRequest, responses: ResponsesDep, user: UserDep):
-    result = await responses.create(user, request)
+async def create_response(request: CreateResponseRequest, agents: AgentsDep, user: UserDep):
+    """The turn runs in the agents deployment."""
+    result = await agents.create(user, request)
     if isinstance(result, dict):
         return result
     return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

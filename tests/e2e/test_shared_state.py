@@ -72,7 +72,7 @@ GUARD_MODEL = "meta-llama/Llama-Guard-3-1B"
 def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
+        "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "agents", "safety",
                  "tool_runtime", "inspect"],
         "providers": {
             "inference": [
@@ -83,6 +83,8 @@ def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
                        {"provider_id": "llama-guard", "provider_type": "inline::llama-guard", "deployment": small,
                         "config": {"model": "llama-guard"}}],
             "tool_runtime": [{"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "deployment": small}],
+            "agents": [{"provider_id": "agents", "provider_type": "inline::builtin",
+                        "deployment": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}}}],
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
                        "config": {"storage_dir": str(files_dir), "max_file_size_bytes": MAX_FILE_BYTES}}],
             "vector_io": [{"provider_id": "milvus", "provider_type": "inline::milvus",

@@ -160,7 +160,7 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check", "mcp"]
+    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check", "builtin", "mcp"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
@@ -308,3 +308,14 @@ def test_vector_stores_need_files_and_their_store():
     del data["providers"]["files"]
     with pytest.raises(ConfigError, match="providers.files"):
         parse_run_config(data, "t")
+
+
+def test_responses_need_one_agents_provider():
+    data = minimal(apis=["inference", "models", "responses"])
+    data["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": "/tmp/x-sql.db"}
+    data["storage"]["stores"]["responses"] = {"backend": "sql", "table_name": "responses"}
+    with pytest.raises(ConfigError, match="providers.agents: the responses api runs its turns in one agents provider"):
+        parse_run_config(data, "t")
+    data["apis"].append("agents")
+    data["providers"]["agents"] = [{"provider_id": "builtin", "provider_type": "inline::builtin", "config": {"max_steps": 3}}]
+    assert parse_run_config(data, "t").providers["agents"][0].config == {"max_steps": 3}

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from deployments.provider import _batched
+from deployments.provider import batched
 
 
 async def chunks_at(delays):
@@ -12,7 +12,7 @@ async def chunks_at(delays):
 
 
 async def collect(delays, window):
-    return [batch async for batch in _batched(chunks_at(delays).__aiter__(), window)]
+    return [batch async for batch in batched(chunks_at(delays).__aiter__(), window)]
 
 
 async def test_first_chunk_alone_then_grouped_by_window():
@@ -34,7 +34,7 @@ async def test_error_from_the_source_reaches_the_consumer():
 
     seen = []
     try:
-        async for batch in _batched(failing().__aiter__(), 0.01):
+        async for batch in batched(failing().__aiter__(), 0.01):
             seen.extend(batch)
     except RuntimeError as exc:
         assert str(exc) == "engine died"
