@@ -9,16 +9,21 @@ stores, tools, shields) and calls the providers through their handles. The ingre
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, AsyncIterator
 
+from deployments.errors import as_api_error
 from deployments.graph_services import open_gateway
 from deployments.provider import batched
 from providers.access import Identity
-from providers.api.errors import InvalidRequestError
+from providers.api.errors import APIError, InvalidRequestError
 from providers.api.responses import CreateResponseRequest
 from providers.inline.agents.config import BuiltinAgentsConfig
 from providers.run_config import RunConfig
 from providers.storage import Storage
+
+_SEQUENCE_NUMBER = re.compile(r'"sequence_number": (\d+)')
 
 class AgentsDeployment:
     async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any], config: dict[str, Any]):
@@ -62,8 +67,23 @@ class AgentsClient:
         first = await events.__anext__()  # a bad request fails here, as an HTTP error and not a stream
 
         async def relay() -> AsyncIterator[str]:
-            yield first
-            async for text in events:
-                yield text
+            text = first
+            try:
+                yield first
+                async for text in events:
+                    yield text
+            except Exception as exc:  # the agents replica went away mid-turn: the stream says so and ends
+                yield _error_event(as_api_error(exc), _last_sequence_number(text) + 1)
 
         return relay()
+
+
+def _last_sequence_number(sse_text: str) -> int:
+    numbers = _SEQUENCE_NUMBER.findall(sse_text)
+    return int(numbers[-1]) if numbers else -1
+
+
+def _error_event(error: APIError, sequence_number: int) -> str:
+    event = {"type": "error", "code": error.code or error.error_type, "message": error.message, "param": error.param,
+             "sequence_number": sequence_number}
+    return f"event: error\ndata: {json.dumps(event)}\n\n"

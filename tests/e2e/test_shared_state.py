@@ -430,9 +430,9 @@ def test_cancelling_a_batch_stops_its_ingestion_and_keeps_none_of_its_chunks(use
     assert later.status == "cancelled" and later.file_counts.cancelled == cancelled.file_counts.cancelled
 
 
-def ingress_replicas() -> list:
+def replicas(deployment: str = "ingress") -> list:
     return [ray.get_actor(actor["name"], namespace="serve") for actor in ray.util.list_named_actors(all_namespaces=True)
-            if actor["namespace"] == "serve" and "#ingress#" in actor["name"]]
+            if actor["namespace"] == "serve" and f"#{deployment}#" in actor["name"]]
 
 
 def test_an_ingestion_whose_replicas_die_is_finished_by_their_successors(users):
@@ -441,7 +441,7 @@ def test_an_ingestion_whose_replicas_die_is_finished_by_their_successors(users):
     file_id = upload(alice, LONG_TEXT, name="long.txt").id
     alice.vector_stores.files.create(store.id, file_id=file_id, chunking_strategy=SMALL_CHUNKS)
     wait_for(lambda: stored_chunks(alice, store.id, file_id), timeout_s=60)
-    for replica in ingress_replicas():
+    for replica in replicas():
         ray.kill(replica, no_restart=True)
 
     def status():
@@ -797,3 +797,26 @@ def free_closed_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+
+
+def test_a_dead_agents_deployment_fails_its_turns_only_and_comes_back(users):
+    """Turns run in the agents deployment: when its replicas die, the turn in flight ends with an
+    error event, everything else keeps serving, and Serve brings the agents back."""
+    alice = users["alice"]
+    events = alice.responses.create(model="slow", input="Count slowly.", stream=True)  # six chunks, 0.3 s apart
+    assert next(events).type == "response.created"
+    doomed = replicas("provider-agents")
+    for replica in doomed:
+        ray.kill(replica, no_restart=True)
+    rest = list(events)
+    assert rest[-1].type == "error" and rest[-1].code == "service_unavailable", rest[-1]
+    assert [e.sequence_number for e in rest] == list(range(1, len(rest) + 1))
+    assert ask(alice).choices[0].message.content == REPLY, "chat does not go through the agents deployment"
+
+    def answered():
+        try:
+            return alice.responses.create(model="shared", input="Back?").output_text == REPLY
+        except openai.APIStatusError:
+            return False
+    wait_for(answered, timeout_s=90)
+    assert not set(replicas("provider-agents")) & set(doomed)
