@@ -23,6 +23,7 @@ from providers.inline.agents.config import BuiltinAgentsConfig
 from providers.run_config import RunConfig
 from providers.storage import Storage
 
+# As ResponseService writes its events (json.dumps with the default separators).
 _SEQUENCE_NUMBER = re.compile(r'"sequence_number": (\d+)')
 
 class AgentsDeployment:

@@ -134,6 +134,7 @@ class ToolRunner:
     async def run_approved(self, turn: Turn, emit: Emit) -> None:
         """The calls the input approves run now; refused ones replay to the model as refused."""
         requests = {item["id"]: item for item in turn.context if item["type"] == "mcp_approval_request"}
+        answered = {item.get("approval_request_id") for item in turn.context if item["type"] == "mcp_approval_response"}
         for i, item in enumerate(turn.new_items):
             if item["type"] != "mcp_approval_response":
                 continue
@@ -142,6 +143,8 @@ class ToolRunner:
             if request is None:
                 raise InvalidRequestError(f"no MCP approval request '{item.get('approval_request_id')}' in this "
                                           "response's context", param=param)
+            if request["id"] in answered:
+                raise InvalidRequestError(f"MCP approval request '{request['id']}' was answered already", param=param)
             if not isinstance(item.get("approve"), bool):
                 raise InvalidRequestError("approve must be true or false", param=f"input.{i}.approve")
             server = turn.request.mcp_tools().get(request["server_label"])

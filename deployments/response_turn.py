@@ -66,7 +66,7 @@ class Turn:
         request = self.request
         usage = {**self.usage, "total_tokens": self.usage["input_tokens"] + self.usage["output_tokens"],
                  "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
-        tools = [t.public() if hasattr(t, "public") else t.model_dump(exclude_none=True) for t in request.tools]
+        tools = [t.public() for t in request.tools]
         return {
             "id": self.response_id, "object": "response", "created_at": self.created_at, "status": self.status,
             "model": request.model, "output": list(self.output), "instructions": request.instructions,

@@ -20,6 +20,10 @@ INCLUDABLE = ("file_search_call.results", "message.output_text.logprobs", "reaso
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    def public(self) -> dict[str, Any]:
+        """As a response shows it."""
+        return self.model_dump(exclude_none=True)
+
 
 class FunctionTool(WireModel):
     type: Literal["function"]

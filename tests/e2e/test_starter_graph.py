@@ -395,6 +395,10 @@ def test_an_mcp_call_waits_for_approval_and_runs_once_approved(client, mcp_serve
     assert kinds.index("response.mcp_call.in_progress") < kinds.index("response.mcp_call.completed")
     call = next(item for item in events[-1].response.output if item.type == "mcp_call")
     assert call.approval_request_id == request.id and call.output.startswith("Forecast for ")
+    with pytest.raises(openai.BadRequestError) as again:
+        client.responses.create(model=CHAT, previous_response_id=events[-1].response.id, tools=[tool],
+                                input=[{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}])
+    assert again.value.body["param"] == "input.0.approval_request_id", "an approval runs its call once"
 
 
 def test_web_search_finds_the_planted_page_and_shows_sources_when_asked(client, web_search):
