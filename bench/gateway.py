@@ -88,8 +88,10 @@ def set_serve_environment(serve_defaults: bool) -> None:
         apply_fast_serve_defaults()
 
 
-def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack) -> Target:
-    """Start a local Ray, deploy the graph in front of the mock; returns the graph as a target."""
+def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack,
+                run_config: Callable[[str, str], dict[str, Any]] = graph_run_config) -> Target:
+    """Start a local Ray, deploy the graph (`run_config(mock_url, workdir)`) in front of the mock;
+    returns the graph as a target."""
     workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-bench-"))
     set_serve_environment(serve_defaults)  # before Ray and Serve import
 
@@ -104,7 +106,7 @@ def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack) -> Target
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     stack.callback(serve.shutdown)
-    config = parse_run_config(graph_run_config(mock_url, workdir), "bench.gateway")
+    config = parse_run_config(run_config(mock_url, workdir), "bench")
     serve.run(build_app(config), name="raystack", route_prefix="/")
     base_url = f"http://127.0.0.1:{port}/v1"
     wait_until_answering(base_url)

@@ -1,4 +1,4 @@
-"""A closed-loop load client for OpenAI chat completions, and server CPU accounting.
+"""A closed-loop load client for OpenAI chat completions or responses, and server CPU accounting.
 
 `concurrency` workers each send one request after another for a warm-up, then for `duration_s`;
 a request counts when it completes inside the measured window. The client runs on aiohttp and
@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 import psutil
@@ -35,6 +36,8 @@ class LoadSpec:
     warmup_s: float = 2.0
     server_pids: tuple[int, ...] = ()
     timeout_s: float = 60.0
+    api: Literal["chat", "responses"] = "chat"
+    store: bool = False  # responses only: store each response
 
 
 @dataclass(frozen=True)
@@ -131,20 +134,29 @@ class _StreamError(Exception):
 
 
 async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
-    """Read an SSE stream to `[DONE]`; returns when the first content arrived."""
+    """Read an SSE stream to its end (chat: `[DONE]`, responses: `response.completed`); returns
+    when the first content arrived."""
     first: float | None = None
     async for line in response.content:
         if not line.startswith(b"data:"):
             continue
         if line.startswith(b"data: [DONE]"):
             return first
-        if first is None:
-            choices = json.loads(line[5:]).get("choices") or [{}]
-            delta = choices[0].get("delta") or {}
-            first = time.perf_counter() if delta.get("content") or choices[0].get("text") else None
-        if b'"error"' in line:
+        event = json.loads(line[5:])
+        if "error" in event or event.get("type") in ("error", "response.failed"):  # chat's error chunk; responses' events
             raise _StreamError("error event in stream")
-    raise _StreamError("stream ended without [DONE]")
+        if event.get("type") == "response.completed":
+            return first
+        if first is None and _has_content(event):
+            first = time.perf_counter()
+    raise _StreamError("stream ended before its last event")
+
+
+def _has_content(event: dict) -> bool:
+    if event.get("type") == "response.output_text.delta":
+        return True
+    choices = event.get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content") or choices[0].get("text"))
 
 
 async def _worker(session: aiohttp.ClientSession, url: str, body: bytes, stream: bool, window: _Window) -> None:
@@ -176,6 +188,8 @@ async def _measure_cpu(window: _Window, pids: tuple[int, ...]) -> tuple[float, f
 
 
 def _request_body(spec: LoadSpec) -> bytes:
+    if spec.api == "responses":
+        return json.dumps({"model": spec.model, "input": "Say hello.", "stream": spec.stream, "store": spec.store}).encode()
     body: dict = {"model": spec.model, "messages": [{"role": "user", "content": "Say hello."}], "stream": spec.stream}
     if spec.stream:
         body["stream_options"] = {"include_usage": True}
@@ -186,7 +200,8 @@ async def _load(spec: LoadSpec) -> LoadResult:
     window = _Window(spec)
     connector = aiohttp.TCPConnector(limit=spec.concurrency)
     timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
-    url, body = spec.base_url.rstrip("/") + "/chat/completions", _request_body(spec)
+    path = "/responses" if spec.api == "responses" else "/chat/completions"
+    url, body = spec.base_url.rstrip("/") + path, _request_body(spec)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         cpu = asyncio.create_task(_measure_cpu(window, spec.server_pids))
         await asyncio.gather(*(_worker(session, url, body, spec.stream, window) for _ in range(spec.concurrency)))

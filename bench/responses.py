@@ -1,0 +1,89 @@
+"""What a Responses turn costs on top of a chat completion: the same one-step answer from the mock
+backend as a chat completion (ingress -> remote::openai), and as a response (ingress -> agents
+deployment -> remote::openai), not stored and stored (SQLite), interleaved.
+
+    python -m bench.responses [--concurrency 50] [--duration 20] [--rounds 3] [--stream] [--plot PATH]
+
+CPU per request counts every Ray process this script started (the mock's own is left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+from typing import Any
+
+from bench.gateway import COLUMNS, MODEL, _header, _line, graph_run_config, median_of, start_graph, start_mock_process
+from bench.load import LoadResult, LoadSpec, run_load_in_process
+
+# name -> (api, store)
+RUNS = {"chat": ("chat", False), "responses": ("responses", False), "stored": ("responses", True)}
+
+
+def responses_run_config(mock_url: str, workdir: str) -> dict[str, Any]:
+    """The gateway's graph, with the agents deployment and a responses store on SQLite."""
+    config = graph_run_config(mock_url, workdir)
+    config["apis"] += ["responses", "agents"]
+    config["providers"]["agents"] = [{"provider_id": "builtin", "provider_type": "inline::builtin"}]
+    config["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": f"{workdir}/sql.db"}
+    config["storage"]["stores"]["responses"] = {"backend": "sql", "table_name": "responses"}
+    return config
+
+
+def run_rounds(base_url: str, server_pids: tuple[int, ...], args: argparse.Namespace) -> dict[str, list[LoadResult]]:
+    results: dict[str, list[LoadResult]] = {name: [] for name in RUNS}
+    print(_header("round"))
+    for round_no in range(1, args.rounds + 1):
+        for name, (api, store) in RUNS.items():
+            spec = LoadSpec(base_url, MODEL, args.concurrency, args.duration, args.stream, args.warmup, server_pids,
+                            api=api, store=store)
+            result = run_load_in_process(spec)
+            results[name].append(result)
+            print(_line(f"{round_no} {name}", [result]), flush=True)
+            if result.errors:
+                print("    errors: " + ", ".join(f"{kind} x{n}" for kind, n in result.errors.items()))
+    return results
+
+
+def plot(results: dict[str, list[LoadResult]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
+    for ax, column in zip(axes, ("RPS", "p50 ms", "CPU ms/req")):
+        ax.bar(list(results), [median_of(runs, COLUMNS[column]) or 0.0 for runs in results.values()],
+               color=["tab:gray", "tab:blue", "tab:green"])
+        ax.bar_label(ax.containers[0], fmt="%.1f")
+        ax.set_title(column)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot written to {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--plot", metavar="PATH")
+    args = parser.parse_args(argv)
+    with ExitStack() as stack:
+        mock = start_mock_process(8, 0.0, stack)
+        graph = start_graph(mock.base_url, False, stack, responses_run_config)
+        mode = "streaming" if args.stream else "non-streaming"
+        print(f"{mode}, {args.concurrency} clients, {args.duration:g} s x {args.rounds} rounds")
+        results = run_rounds(graph.base_url, graph.server_pids, args)
+    print(f"\nmedians over the rounds (errors: total)\n{_header('run')}")
+    for name, runs in results.items():
+        print(_line(name, runs))
+    if args.plot:
+        plot(results, args.plot, f"chat vs responses through the graph, {mode}, {args.concurrency} clients")
+
+
+if __name__ == "__main__":
+    main()
