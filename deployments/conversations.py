@@ -11,6 +11,7 @@ from providers.access import Identity
 from providers.api.conversations import (AddItemsRequest, CreateConversationRequest, UpdateConversationRequest,
                                          normalized_item)
 from providers.api.errors import NotFoundError, PermissionDeniedError
+from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords
 
 
@@ -18,6 +19,7 @@ class ConversationService:
     def __init__(self, conversations: OwnedRecords, items: OwnedRecords):
         self.conversations = conversations
         self.items = items
+        self._item_writes = GroupCommit(items.insert)  # the items of concurrent turns share transactions
 
     async def create(self, user: Identity | None, request: CreateConversationRequest) -> dict[str, Any]:
         conversation_id = f"conv_{uuid.uuid4().hex}"
@@ -58,7 +60,7 @@ class ConversationService:
         for before, row in zip(rows, rows[1:]):  # one call's items keep their order, however fast
             row["created_us"] = max(row["created_us"], before["created_us"] + 1)
         if rows:
-            await self.items.insert(rows)
+            await self._item_writes.insert(rows)
 
     async def list_items(self, user: Identity | None, conversation_id: str, *, after: str | None, limit: int,
                          order: Literal["asc", "desc"]) -> dict[str, Any]:

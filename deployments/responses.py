@@ -27,6 +27,7 @@ from providers.api.errors import APIError, InvalidRequestError, NotFoundError
 from providers.api.inference import ChatCompletionRequest
 from providers.api.responses import CreateResponseRequest, chat_messages, chat_response_format, item_text
 from providers.api.safety import RunShieldRequest
+from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords
 
 MAX_STEPS = 10
@@ -40,6 +41,8 @@ class ResponseService:
         self.records = records
         self.max_steps = max_steps
         self.tools = ToolRunner(gateway)
+        # Stored before the answer returns, so previous_response_id finds it; concurrent turns share transactions.
+        self._writes = GroupCommit(records.insert)
 
     # ------------------------------------------------------------ making a response
 
@@ -261,7 +264,7 @@ class ResponseService:
         if turn.request.store:
             record = {"id": turn.response_id, "response": turn.response(), "input_items": turn.new_items,
                       "context": turn.context + turn.new_items}
-            await self.records.insert([self.records.row(record, user, model=turn.request.model)])
+            await self._writes.insert([self.records.row(record, user, model=turn.request.model)])
         if turn.conversation_id:
             await self.gateway.conversations.append(turn.conversation_id, turn.new_items + turn.output)
 

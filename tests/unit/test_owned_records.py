@@ -8,6 +8,7 @@ import pytest
 from providers.access import AccessPolicy
 from providers.run_config import StorageConfig
 from providers.storage import Storage
+from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords
 from tests.unit.test_kvstore import POSTGRES
 
@@ -43,3 +44,39 @@ async def test_a_conditional_claim_lets_exactly_one_of_racing_claimants_take_a_r
     assert sum(claims) == 1
     assert await table.count_by("holder") == {f"r{claims.index(True)}": 1}
     await storage.close()
+
+
+async def test_concurrent_inserts_share_transactions_and_each_is_stored_when_its_caller_returns(records):
+    transactions = []
+
+    async def insert(rows):
+        transactions.append(len(rows))
+        await records.insert(rows)
+
+    commit = GroupCommit(insert)
+
+    async def write(n: int) -> bool:
+        await commit.insert([records.row({"id": f"r{n}"}, None)])
+        return (await records.get(None, f"r{n}"))["id"] == f"r{n}"
+
+    assert all(await asyncio.gather(*(write(n) for n in range(40))))
+    assert sum(transactions) == 40 and len(transactions) < 10, transactions
+
+
+async def test_a_failed_group_fails_its_callers_only(records):
+    failures = iter([RuntimeError("disk full")])
+
+    async def insert(rows):
+        failure = next(failures, None)
+        if failure is not None:
+            await asyncio.sleep(0.05)
+            raise failure
+        await records.insert(rows)
+
+    commit = GroupCommit(insert)
+    first = asyncio.ensure_future(commit.insert([records.row({"id": "lost"}, None)]))
+    await asyncio.sleep(0.01)  # the first insert is running; these two wait and go in together
+    later = await asyncio.gather(*(commit.insert([records.row({"id": f"kept{n}"}, None)]) for n in range(2)))
+    with pytest.raises(RuntimeError, match="disk full"):
+        await first
+    assert later == [None, None] and (await records.get(None, "kept1"))["id"] == "kept1"
