@@ -159,16 +159,15 @@ COLUMNS: dict[str, Callable[[LoadResult], float | None]] = {
 }
 
 
-def run_rounds(targets: list[Target], args: argparse.Namespace) -> dict[str, list[LoadResult]]:
-    results: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
+def run_rounds(specs: dict[str, LoadSpec], rounds: int) -> dict[str, list[LoadResult]]:
+    """Each spec's load once a round, in turn; the results by name."""
+    results: dict[str, list[LoadResult]] = {name: [] for name in specs}
     print(_header("round"))
-    for round_no in range(1, args.rounds + 1):
-        for target in targets:
-            spec = LoadSpec(target.base_url, MODEL, args.concurrency, args.duration, args.stream,
-                            args.warmup, target.server_pids)
+    for round_no in range(1, rounds + 1):
+        for name, spec in specs.items():
             result = run_load_in_process(spec)
-            results[target.name].append(result)
-            print(_line(f"{round_no} {target.name}", [result]), flush=True)
+            results[name].append(result)
+            print(_line(f"{round_no} {name}", [result]), flush=True)
             if result.errors:
                 print("    errors: " + ", ".join(f"{kind} x{n}" for kind, n in result.errors.items()))
     return results
@@ -201,17 +200,17 @@ def print_table(results: dict[str, list[LoadResult]]) -> None:
         print("graph/direct: " + ", ".join(ratios))
 
 
-def plot(results: dict[str, list[LoadResult]], path: str, title: str) -> None:
+def plot(results: dict[str, list[LoadResult]], path: str, title: str, columns: tuple[str, ...] = ("RPS", "p50 ms")) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    for ax, column in zip(axes, ("RPS", "p50 ms")):
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.5))
+    for ax, column in zip(axes, columns):
         values = [median_of(results[n], COLUMNS[column]) or 0.0 for n in names]
-        ax.bar(names, values, color=["tab:gray", "tab:blue"][: len(names)])
+        ax.bar(names, values, color=["tab:gray", "tab:blue", "tab:green"][: len(names)])
         ax.bar_label(ax.containers[0], fmt="%.1f")
         ax.set_title(column)
     fig.suptitle(title)
@@ -247,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{mode}, {args.concurrency} clients, {args.duration:g} s x {args.rounds} rounds, mock at {mock.base_url}")
         if args.only != "direct":
             print("Serve: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in FAST_SERVE_ENV))
-        results = run_rounds(targets, args)
+        specs = {t.name: LoadSpec(t.base_url, MODEL, args.concurrency, args.duration, args.stream, args.warmup,
+                                  t.server_pids) for t in targets}
+        results = run_rounds(specs, args.rounds)
     print_table(results)
     if args.plot:
         settings = "" if args.only == "direct" else ", Serve defaults" if args.serve_defaults else ", fast Serve settings"

@@ -13,8 +13,8 @@ import argparse
 from contextlib import ExitStack
 from typing import Any
 
-from bench.gateway import COLUMNS, MODEL, _header, _line, graph_run_config, median_of, start_graph, start_mock_process
-from bench.load import LoadResult, LoadSpec, run_load_in_process
+from bench.gateway import MODEL, _header, _line, graph_run_config, plot, run_rounds, start_graph, start_mock_process
+from bench.load import LoadSpec
 
 # name -> (api, store)
 RUNS = {"chat": ("chat", False), "responses": ("responses", False), "stored": ("responses", True)}
@@ -28,39 +28,6 @@ def responses_run_config(mock_url: str, workdir: str) -> dict[str, Any]:
     config["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": f"{workdir}/sql.db"}
     config["storage"]["stores"]["responses"] = {"backend": "sql", "table_name": "responses"}
     return config
-
-
-def run_rounds(base_url: str, server_pids: tuple[int, ...], args: argparse.Namespace) -> dict[str, list[LoadResult]]:
-    results: dict[str, list[LoadResult]] = {name: [] for name in RUNS}
-    print(_header("round"))
-    for round_no in range(1, args.rounds + 1):
-        for name, (api, store) in RUNS.items():
-            spec = LoadSpec(base_url, MODEL, args.concurrency, args.duration, args.stream, args.warmup, server_pids,
-                            api=api, store=store)
-            result = run_load_in_process(spec)
-            results[name].append(result)
-            print(_line(f"{round_no} {name}", [result]), flush=True)
-            if result.errors:
-                print("    errors: " + ", ".join(f"{kind} x{n}" for kind, n in result.errors.items()))
-    return results
-
-
-def plot(results: dict[str, list[LoadResult]], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
-    for ax, column in zip(axes, ("RPS", "p50 ms", "CPU ms/req")):
-        ax.bar(list(results), [median_of(runs, COLUMNS[column]) or 0.0 for runs in results.values()],
-               color=["tab:gray", "tab:blue", "tab:green"])
-        ax.bar_label(ax.containers[0], fmt="%.1f")
-        ax.set_title(column)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"plot written to {path}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,12 +44,15 @@ def main(argv: list[str] | None = None) -> None:
         graph = start_graph(mock.base_url, False, stack, responses_run_config)
         mode = "streaming" if args.stream else "non-streaming"
         print(f"{mode}, {args.concurrency} clients, {args.duration:g} s x {args.rounds} rounds")
-        results = run_rounds(graph.base_url, graph.server_pids, args)
+        specs = {name: LoadSpec(graph.base_url, MODEL, args.concurrency, args.duration, args.stream, args.warmup,
+                                graph.server_pids, api=api, store=store) for name, (api, store) in RUNS.items()}
+        results = run_rounds(specs, args.rounds)
     print(f"\nmedians over the rounds (errors: total)\n{_header('run')}")
     for name, runs in results.items():
         print(_line(name, runs))
     if args.plot:
-        plot(results, args.plot, f"chat vs responses through the graph, {mode}, {args.concurrency} clients")
+        plot(results, args.plot, f"chat vs responses through the graph, {mode}, {args.concurrency} clients",
+             ("RPS", "p50 ms", "CPU ms/req"))
 
 
 if __name__ == "__main__":
