@@ -219,16 +219,21 @@ def plot(results: dict[str, list[LoadResult]], path: str, title: str, columns: t
     print(f"plot written to {path}")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The load options a round of runs takes, and --plot."""
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--plot", metavar="PATH")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    load_arguments(parser)
     parser.add_argument("--chunks", type=int, default=8, help="content chunks per reply")
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="mock's seconds before each chunk")
-    parser.add_argument("--plot", metavar="PATH")
     parser.add_argument("--only", choices=["direct", "graph"])
     parser.add_argument("--serve-defaults", action="store_true",
                         help="leave out " + ", ".join(FAST_SERVE_ENV) + " (Serve's own defaults)")

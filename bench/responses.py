@@ -13,7 +13,8 @@ import argparse
 from contextlib import ExitStack
 from typing import Any
 
-from bench.gateway import MODEL, _header, _line, graph_run_config, plot, run_rounds, start_graph, start_mock_process
+from bench.gateway import (MODEL, _header, _line, graph_run_config, load_arguments, plot, run_rounds, start_graph,
+                           start_mock_process)
 from bench.load import LoadSpec
 
 # name -> (api, store)
@@ -32,12 +33,7 @@ def responses_run_config(mock_url: str, workdir: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--plot", metavar="PATH")
+    load_arguments(parser)
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         mock = start_mock_process(8, 0.0, stack)

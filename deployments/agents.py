@@ -26,6 +26,7 @@ from providers.storage import Storage
 # As ResponseService writes its events (json.dumps with the default separators).
 _SEQUENCE_NUMBER = re.compile(r'"sequence_number": (\d+)')
 
+
 class AgentsDeployment:
     async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any], config: dict[str, Any]):
         graph = RunConfig.model_validate(run_config)

@@ -28,8 +28,9 @@ class TurnTools:
         self.mcp: dict[str, tuple[MCPTool, dict[str, Any]]] = {}
         taken = set(self.functions) | {name for name, on in (("file_search", self.file_search),
                                                              ("web_search", self.web_search)) if on}
+        servers = request.mcp_tools()
         for label, tools in listings.items():
-            server = request.mcp_tools()[label]
+            server = servers[label]
             for tool in tools:
                 if not server.allows(tool["name"]):
                     continue
@@ -189,4 +190,4 @@ class ToolRunner:
 
 
 def _execution_error(message: str) -> dict[str, Any]:
-    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}], "message": message}
+    return {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": message}]}

@@ -50,8 +50,7 @@ class ResponseService:
         turn = await self._prepare(user, request)
         if not request.stream:
             await self._run(user, turn, quiet)
-            await self._finish(user, turn)
-            return turn.visible()
+            return shown(await self._finish(user, turn), request.include)
         return self._stream(user, turn)
 
     async def _prepare(self, user: Identity | None, request: CreateResponseRequest) -> Turn:
@@ -234,17 +233,18 @@ class ResponseService:
 
         async def produce() -> None:
             try:
-                await emit({"type": "response.created", "response": turn.visible()})
-                await emit({"type": "response.in_progress", "response": turn.visible()})
+                opening = turn.visible()
+                await emit({"type": "response.created", "response": opening})
+                await emit({"type": "response.in_progress", "response": opening})
                 try:
                     await self._run(user, turn, emit)
                 except APIError as exc:
                     turn.status, turn.error = "failed", {"code": exc.code or exc.error_type, "message": exc.message}
                 except Exception as exc:
                     turn.status, turn.error = "failed", {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}
-                await self._finish(user, turn)
+                response = shown(await self._finish(user, turn), turn.request.include)
                 kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
-                await emit({"type": kind, "response": turn.visible()})
+                await emit({"type": kind, "response": response})
             finally:
                 await events.put(None)
 
@@ -259,14 +259,16 @@ class ResponseService:
 
         return sse()
 
-    async def _finish(self, user: Identity | None, turn: Turn) -> None:
-        """Store the response and add the turn to its conversation."""
+    async def _finish(self, user: Identity | None, turn: Turn) -> dict[str, Any]:
+        """Store the response and add the turn to its conversation; returns the whole response."""
+        response = turn.response()
         if turn.request.store:
-            record = {"id": turn.response_id, "response": turn.response(), "input_items": turn.new_items,
+            record = {"id": turn.response_id, "response": response, "input_items": turn.new_items,
                       "context": turn.context + turn.new_items}
             await self._writes.insert([self.records.row(record, user, model=turn.request.model)])
         if turn.conversation_id:
             await self.gateway.conversations.append(turn.conversation_id, turn.new_items + turn.output)
+        return response
 
     # ------------------------------------------------------------ stored responses
 

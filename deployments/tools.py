@@ -24,11 +24,11 @@ class ToolService:
             for entry in gateway.run_config.registered_resources.tool_groups
         }
 
-    def group(self, toolgroup_id: str, param: str = "toolgroup_id") -> ToolGroup:
+    def group(self, toolgroup_id: str) -> ToolGroup:
         found = self.groups.get(toolgroup_id)
         if found is None:
             raise NotFoundError(f"Tool group '{toolgroup_id}' not found (registered: {', '.join(self.groups) or 'none'})",
-                                param=param)
+                                param="toolgroup_id")
         return found
 
     async def list_tools(self, toolgroup_id: str | None = None) -> list[ToolDef]:
@@ -68,6 +68,5 @@ class ToolService:
                             arguments: dict[str, Any]) -> ToolInvocationResult:
         return await self.gateway.call(self.mcp_provider(), "invoke_tool", name, arguments, endpoint, headers)
 
-    async def web_search(self, query: str, max_results: int | None = None) -> ToolInvocationResult:
-        arguments = {"query": query, **({"max_results": max_results} if max_results else {})}
-        return await self.gateway.call(self.web_search_provider(), "invoke_tool", "web_search", arguments, None, None)
+    async def web_search(self, query: str) -> ToolInvocationResult:
+        return await self.gateway.call(self.web_search_provider(), "invoke_tool", "web_search", {"query": query}, None, None)
