@@ -1,0 +1,180 @@
+"""Supervised fine-tuning as a Ray Train worker function: torchtune's decoder and LoRA layers,
+data parallel over the worker group (DDP), rows tokenized by a Ray Data stage before they reach
+the workers. Rank 0 reports each optimizer step and each epoch's checkpoint to the job's sink."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything a worker needs, picklable."""
+
+    checkpoint_dir: str
+    output_dir: str
+    lora: dict[str, Any] | None
+    n_epochs: int
+    max_steps_per_epoch: int
+    gradient_accumulation_steps: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    weight_decay: float
+    num_warmup_steps: int
+    dtype: str
+    max_seq_len: int
+    threads_per_worker: int
+    seed: int = 0
+
+    def as_config(self, sink: Any) -> dict[str, Any]:
+        return {"spec": asdict(self), "sink": sink}
+
+
+def conversation(row: dict[str, Any]) -> list[dict[str, str]]:
+    """A row as a conversation ending in the assistant turn to learn: `messages` (plus
+    `expected_answer` when the row has one), or `input_query` then `expected_answer`."""
+    if row.get("messages"):
+        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+        if row.get("expected_answer"):
+            messages.append({"role": "assistant", "content": str(row["expected_answer"])})
+    else:
+        messages = [{"role": "user", "content": str(row["input_query"])},
+                    {"role": "assistant", "content": str(row["expected_answer"])}]
+    if messages[-1]["role"] != "assistant":
+        raise ValueError("a training row must end with an assistant message")
+    return messages
+
+
+class Tokenize:
+    """Ray Data stage: rows -> `tokens` and `labels` (the prompt masked unless `train_on_input`)."""
+
+    def __init__(self, checkpoint_dir: str, max_seq_len: int, train_on_input: bool):
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+        self.max_seq_len = max_seq_len
+        self.train_on_input = train_on_input
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        tokens, labels = [], []
+        for row in batch.to_pylist():
+            ids, mask = self.encode(conversation(row))
+            tokens.append(ids)
+            labels.append(mask)
+        return pa.table({"tokens": tokens, "labels": labels})
+
+    def encode(self, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+        template = self.tokenizer.apply_chat_template
+        prompt = self._ids(template(messages[:-1], tokenize=False, add_generation_prompt=True))
+        full = self._ids(template(messages, tokenize=False))
+        labels = list(full)
+        if not self.train_on_input and full[:len(prompt)] == prompt:
+            labels[:len(prompt)] = [IGNORE_INDEX] * len(prompt)
+        return full[:self.max_seq_len], labels[:self.max_seq_len]
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """The function every Ray Train worker runs."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from providers.inline.torchtune.model import Lora, build_model, checkpointer, load_weights, save
+
+    spec = TrainSpec(**config["spec"])
+    sink = config["sink"]
+    torch.manual_seed(spec.seed)
+    torch.set_num_threads(spec.threads_per_worker)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    lora = Lora(**spec.lora) if spec.lora else None
+    model = build_model(spec.checkpoint_dir, lora, spec.max_seq_len, spec.dtype)
+    saver = checkpointer(spec.checkpoint_dir, spec.output_dir)
+    load_weights(model, saver)
+    model = ray.train.torch.prepare_model(model, parallel_strategy="ddp" if world > 1 else None)
+    device = ray.train.torch.get_device()
+    optimizer = _optimizer(spec, [p for p in model.parameters() if p.requires_grad])
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, spec.num_warmup_steps)))
+    shard = ray.train.get_dataset_shard("train")
+    step = 0
+    for epoch in range(spec.n_epochs):
+        losses = []
+        for loss, tokens, seconds in _steps(model, optimizer, warmup, shard, spec, device):
+            step += 1
+            losses.append(loss)
+            if rank == 0:
+                sink.report.remote({"step": step, "epoch": epoch, "loss": loss, "tokens": tokens,
+                                    "tokens_per_second": tokens / seconds if seconds else 0.0})
+        if rank == 0:
+            path = save(getattr(model, "module", model), saver, lora, epoch, spec.output_dir)
+            sink.checkpoint.remote({"epoch": epoch, "path": str(path),
+                                    "train_loss": sum(losses) / len(losses) if losses else None})
+
+
+def _optimizer(spec: TrainSpec, params: list):
+    import torch
+
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device):
+    """One epoch: yields (loss, trained tokens, seconds) per optimizer step, averaged and summed
+    over the worker group."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    accumulate = spec.gradient_accumulation_steps
+    loss_sum = torch.zeros(2, dtype=torch.float64)  # token-weighted loss, tokens
+    started = time.perf_counter()
+    steps = 0
+    for i, batch in enumerate(shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow")):
+        tokens, labels = _collate(batch, device)
+        logits = model(tokens)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1),
+                               ignore_index=IGNORE_INDEX)
+        (loss / accumulate).backward()
+        trained = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        loss_sum += torch.tensor([float(loss.detach()) * trained, trained], dtype=torch.float64)
+        if (i + 1) % accumulate:
+            continue
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(loss_sum)
+        seconds = time.perf_counter() - started
+        yield float(loss_sum[0] / max(1.0, float(loss_sum[1]))), int(loss_sum[1]), seconds
+        loss_sum.zero_()
+        started = time.perf_counter()
+        steps += 1
+        if steps >= spec.max_steps_per_epoch:
+            break
+
+
+def _collate(batch: pa.Table, device):
+    import torch
+
+    tokens = batch.column("tokens").to_pylist()
+    labels = batch.column("labels").to_pylist()
+    width = max(len(t) for t in tokens)
+    padded = torch.zeros(len(tokens), width, dtype=torch.long)
+    masked = torch.full((len(tokens), width), IGNORE_INDEX, dtype=torch.long)
+    for row, (ids, target) in enumerate(zip(tokens, labels)):
+        padded[row, :len(ids)] = torch.tensor(ids)
+        masked[row, :len(target)] = torch.tensor(target)
+    return padded.to(device), masked.to(device)
