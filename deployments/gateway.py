@@ -18,10 +18,14 @@ from providers.storage.inference_store import InferenceStore
 if TYPE_CHECKING:
     from deployments.agents import AgentsClient
     from deployments.conversations import ConversationService
+    from deployments.datasets import DatasetService
+    from deployments.eval import EvalService
     from deployments.files import FileService
+    from deployments.post_training import PostTrainingService
     from deployments.prompts import PromptService
     from deployments.responses import ResponseService
     from deployments.safety import SafetyService
+    from deployments.scoring import ScoringService
     from deployments.tools import ToolService
     from deployments.vector_stores import VectorStoreService
 
@@ -38,7 +42,7 @@ class ProviderRoute:
 class Gateway:
     """Provider handles, the model routing table and the access policy; the services a replica
     opens (deployments/graph_services.py): the file, vector store, prompt, safety, tool,
-    conversation and response services, and in the ingress the inference store, the authenticator
+    conversation, response, dataset, post-training, scoring and eval services, and in the ingress the inference store, the authenticator
     and the agents deployment. Each is None when not configured (the authenticator when
     authentication is off)."""
 
@@ -56,6 +60,10 @@ class Gateway:
         self.conversations: ConversationService | None = None
         self.responses: ResponseService | None = None
         self.agents: AgentsClient | None = None
+        self.datasets: DatasetService | None = None
+        self.post_training: PostTrainingService | None = None
+        self.scoring: ScoringService | None = None
+        self.eval: EvalService | None = None
         self.providers = {  # the agents deployment holds no handle to itself
             entry.provider_id: ProviderRoute(api, entry, handles[entry.provider_id])
             for api, entry in run_config.provider_entries() if entry.provider_id in handles

@@ -1,5 +1,6 @@
 """The graph's services as a replica opens them from the run config: the model registry, the
-stores, and the file, vector store, safety, tool, prompt, conversation and response services.
+stores, and the file, vector store, safety, tool, prompt, conversation, response, dataset,
+post-training, scoring and eval services.
 The ingress and the agents deployment open the same ones."""
 
 from __future__ import annotations
@@ -9,16 +10,24 @@ from typing import Any
 from ray import serve
 
 from deployments.conversations import ConversationService
+from deployments.datasets import DatasetService
+from deployments.eval import EvalService
 from deployments.files import FileService
 from deployments.gateway import Gateway
+from deployments.post_training import PostTrainingService
 from deployments.prompts import PromptService
 from deployments.responses import MAX_STEPS, ResponseService
 from deployments.safety import SafetyService
+from deployments.scoring import ScoringService
 from deployments.tools import ToolService
-from deployments.vector_stores import VectorStoreService
+from deployments.vector_stores import VectorStoreService, replica_alive
 from providers.access import AccessPolicy
+from providers.api.datasets import Dataset
+from providers.api.eval import Benchmark
+from providers.eval.pipeline import GenerationResources
 from providers.registry import get_spec
 from providers.resources.models import ModelRegistry
+from providers.resources.owned import OwnedResources
 from providers.run_config import RunConfig
 from providers.storage import Storage
 from providers.storage.owned_records import OwnedRecords
@@ -46,7 +55,32 @@ async def open_gateway(config: RunConfig, handles: dict[str, Any], storage: Stor
         records = await _records(storage, "responses", policy, resource_type="response", noun="response",
                                  id_param="response_id", filter_columns=("model",))
         gateway.responses = ResponseService(gateway, records, max_steps=max_steps)
+    await _open_training_and_eval(config, storage, policy, gateway)
     return gateway
+
+
+async def _open_training_and_eval(config: RunConfig, storage: Storage, policy: AccessPolicy, gateway: Gateway) -> None:
+    if config.providers.get("datasetio"):
+        registry = OwnedResources(storage.kv("metadata"), policy, Dataset, resource_type="dataset", noun="dataset",
+                                  id_param="dataset_id")
+        gateway.datasets = DatasetService(registry, gateway.call, config.providers["datasetio"][0].provider_id,
+                                          gateway.files)
+    if config.providers.get("post_training"):
+        jobs = await _records(storage, "jobs", policy, "_post_training", resource_type="post_training_job",
+                              noun="post-training job", id_param="job_uuid")
+        gateway.post_training = PostTrainingService(gateway, jobs, config.providers["post_training"][0].provider_id,
+                                                    gateway.datasets)
+    if "scoring" in config.apis or "eval" in config.apis:
+        gateway.scoring = ScoringService(gateway, gateway.datasets)
+    if "eval" in config.apis:
+        benchmarks = OwnedResources(storage.kv("metadata"), policy, Benchmark, resource_type="benchmark",
+                                    noun="benchmark", id_param="benchmark_id")
+        jobs = await _records(storage, "jobs", policy, "_eval", resource_type="eval_job", noun="job", id_param="job_id",
+                              filter_columns=("benchmark_id",))
+        resources = GenerationResources(config.eval.batch_size, config.eval.concurrency, config.eval.num_cpus)
+        runner = serve.get_replica_context().replica_id.to_full_id_str()
+        gateway.eval = EvalService(gateway, benchmarks, jobs, gateway.datasets, gateway.scoring, resources, runner,
+                                   replica_alive)
 
 
 async def _records(storage: Storage, store: str, policy: AccessPolicy, suffix: str = "", **options: Any) -> OwnedRecords:

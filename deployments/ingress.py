@@ -12,8 +12,8 @@ from deployments.agents import AgentsClient
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
 from deployments.graph_services import open_gateway
-from deployments.routers import (conversations, files, inference, inspect, models, prompts, responses, safety,
-                                 stored_completions, tools, vector_stores)
+from deployments.routers import (conversations, datasets, eval, files, inference, inspect, models, post_training,
+                                 prompts, responses, safety, scoring, stored_completions, tools, vector_stores)
 from providers.auth.authenticators import build_authenticator
 from providers.run_config import RunConfig
 from providers.storage import Storage
@@ -33,8 +33,10 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 def build_fastapi_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
     for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
-                   responses, inspect):
+                   responses, datasets, post_training, eval, inspect):
         app.include_router(module.router)
+    for router in scoring.routers:
+        app.include_router(router)
     install_error_handlers(app)
     app.state.gateway = gateway
     return app

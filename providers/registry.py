@@ -196,6 +196,26 @@ PROVIDER_SPECS += (
     ),
 )
 
+PROVIDER_SPECS += (
+    ProviderSpec(
+        provider_type="inline::parquet",
+        api="datasetio",
+        module="providers.inline.parquet",
+        config_class="providers.inline.parquet.config:ParquetDatasetsConfig",
+        description="Dataset rows as Parquet in a directory (a shared filesystem on a cluster), imported with Ray Data",
+        deployment_defaults={"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0}},
+    ),
+    ProviderSpec(
+        provider_type="inline::torchtune",
+        api="post_training",
+        module="providers.inline.torchtune",
+        config_class="providers.inline.torchtune.config:TorchtuneConfig",
+        description="Supervised fine-tuning (LoRA, QLoRA or full) with torchtune on a Ray Train worker group per job",
+        # The replica only launches and inspects jobs; each job is a detached actor with its own workers.
+        deployment_defaults={"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0}},
+    ),
+)
+
 _BY_TYPE = {spec.provider_type: spec for spec in PROVIDER_SPECS}
 
 

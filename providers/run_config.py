@@ -89,7 +89,7 @@ class SQLStoreRef(StrictModel):
 
 # Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
 STORE_FAMILIES: dict[str, str] = {
-    "metadata": "kv", "jobs": "kv",
+    "metadata": "kv", "jobs": "sql",
     "prompts": "sql", "inference": "sql", "conversations": "sql", "responses": "sql", "files": "sql", "vector_stores": "sql",
 }
 
@@ -218,16 +218,28 @@ class VectorStoresConfig(StrictModel):
     ingestion: IngestionConfig = IngestionConfig()
 
 
+class EvalConfig(StrictModel):
+    """The Ray Data pipeline that generates an evaluation's answers (providers/eval/pipeline.py): rows
+    per task (sent to the model at once), tasks at a time, and the CPUs each task reserves (it waits
+    on the inference deployment)."""
+
+    batch_size: int = Field(default=8, ge=1, le=1024)
+    concurrency: int = Field(default=2, ge=1)
+    num_cpus: float = Field(default=0.1, ge=0)
+
+
 class RunConfig(StrictModel):
     version: int = 1
     apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
-                       "tool_runtime", "agents", "inspect", "providers"]]
+                       "tool_runtime", "agents", "datasetio", "post_training", "eval", "scoring", "inspect",
+                       "providers"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
     server: ServerConfig = ServerConfig()
     vector_stores: VectorStoresConfig = VectorStoresConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "RunConfig":
@@ -273,6 +285,15 @@ class RunConfig(StrictModel):
         for api in ("prompts", "conversations", "responses"):
             if api in self.apis and api not in self.storage.stores:
                 raise ValueError(f"storage.stores.{api}: the {api} api keeps its records in a '{api}' store; declare one")
+        for api in ("datasetio", "post_training"):
+            if len(self.providers.get(api, [])) > 1:
+                raise ValueError(f"providers.{api}: one {api} provider at most")
+        for api, needs in (("post_training", "post-training jobs"), ("eval", "evaluation jobs")):
+            wanted = self.providers.get(api) if api == "post_training" else api in self.apis
+            if wanted and not self.providers.get("datasetio"):
+                raise ValueError(f"providers.datasetio: {needs} read datasets; add a provider under providers.datasetio")
+            if wanted and "jobs" not in self.storage.stores:
+                raise ValueError(f"storage.stores.jobs: {needs} are recorded in a 'jobs' store; declare one")
         if len(self.providers.get("vector_io", [])) > 1:
             raise ValueError("providers.vector_io: one vector_io provider at most")
         if self.providers.get("vector_io"):

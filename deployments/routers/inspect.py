@@ -17,7 +17,7 @@ _SECRET_WORDS = ("key", "token", "password", "secret")
 # Which provider API implements each router's routes.
 _ROUTE_APIS = {"Inference": "inference", "Models": "inference", "Files": "files", "Vector stores": "vector_io",
                "Safety": "safety", "Tools": "tool_runtime",
-               "Responses": "agents"}
+               "Responses": "agents", "Datasets": "datasetio", "Post training": "post_training"}
 
 
 @router.get("/health")

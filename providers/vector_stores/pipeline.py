@@ -29,7 +29,7 @@ NO_CHUNK = -1  # position of the one row of a file that yielded no chunk (empty,
 _HANDLES: dict[tuple[str, str], Any] = {}
 
 
-def _reused(handle: Any) -> Any:
+def reused(handle: Any) -> Any:
     """Handles arrive pickled with every task; keep the first of each per worker process, so its
     router, and the replicas it has learned of, serve the tasks that follow."""
     return _HANDLES.setdefault((handle.app_name, handle.deployment_name), handle)
@@ -83,7 +83,7 @@ def chunk_file(row: dict[str, Any], files: Any) -> list[dict[str, Any]]:
     """The file's chunks as rows; a file that cannot be read is one row carrying the error."""
     base = {"store_id": row["store_id"], "file_id": row["file_id"], "attributes": row["attributes"]}
     try:
-        data = _reused(files).call.remote("get", row["file_id"]).result()
+        data = reused(files).call.remote("get", row["file_id"]).result()
         texts = chunk_words(extract_text(row["filename"], data), row["max_words"], row["overlap_words"])
     except Exception as exc:
         code, message = _failure(exc)
@@ -102,7 +102,7 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
     if chunks:
         try:
             request = EmbeddingRequest(model=target.model_id, input=[r["text"] for r in chunks])
-            result = _reused(target.handle).call.remote("embeddings", request, target.provider_model_id).result()
+            result = reused(target.handle).call.remote("embeddings", request, target.provider_model_id).result()
             vectors = [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
             by_store: dict[str, list[Chunk]] = {}
             for row, vector in zip(chunks, vectors, strict=True):
@@ -110,7 +110,7 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
                     id=f"{row['file_id']}-{int(row['position']):06d}", file_id=row["file_id"], text=row["text"],
                     embedding=vector, attributes=json.loads(row["attributes"])))
             for store_id, store_chunks in by_store.items():
-                _reused(vector_io).call.remote("insert", store_id, store_chunks).result()
+                reused(vector_io).call.remote("insert", store_id, store_chunks).result()
         except Exception as exc:
             failure = _failure(exc)
     progress: dict[tuple[str, str], dict[str, Any]] = {}

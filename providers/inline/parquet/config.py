@@ -10,4 +10,5 @@ class ParquetDatasetsConfig(BaseModel):
 
     storage_dir: str
     allowed_paths: list[str] = Field(default_factory=list, description="folders local dataset URIs may point into")
+    num_cpus: float = Field(default=0.1, ge=0, description="CPUs each Ray Data import task reserves")
     max_page_rows: int = Field(default=1000, ge=1, description="the most rows one iterrows call returns")

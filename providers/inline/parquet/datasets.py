@@ -44,7 +44,8 @@ class ParquetDatasets:
         staging = self.root / f".upload-{dataset_id}{suffix}"
         staging.write_bytes(content)
         try:
-            return await asyncio.to_thread(self._write_first, dataset_id, lambda part: _ray_import(staging, suffix, part))
+            return await asyncio.to_thread(self._write_first, dataset_id,
+                                           lambda part: _ray_import(staging, suffix, part, self.config.num_cpus))
         finally:
             staging.unlink(missing_ok=True)
 
@@ -91,12 +92,12 @@ class ParquetDatasets:
 
     def _reader(self, uri: str, metadata: dict[str, Any]):
         if uri.startswith("hf://"):
-            return lambda part: _hf_import(uri[len("hf://"):], metadata, part, self._local)
+            return lambda part: _hf_import(uri[len("hf://"):], metadata, part, self._local, self.config.num_cpus)
         path = self._local(urlparse(uri).path if uri.startswith("file://") else uri)
         if not path.exists():
             raise InvalidRequestError(f"source.uri: no file or folder at '{path}'", param="source.uri")
         suffix = "dir" if path.is_dir() else _format(path.name)
-        return lambda part: _ray_import(path, suffix, part)
+        return lambda part: _ray_import(path, suffix, part, self.config.num_cpus)
 
     def _local(self, path: str) -> Path:
         resolved = Path(path).expanduser().resolve()
@@ -183,26 +184,45 @@ def _read_rows(folder: Path, start: int, limit: int) -> tuple[list[dict[str, Any
     return rows, offset
 
 
-def _ray_import(path: Path, suffix: str, part: Path) -> None:
+def read_dataset(dataset_dir: str, num_cpus: float):
+    """The dataset's Parquet files as a Ray Data dataset whose tasks reserve `num_cpus` each. The
+    file-listing stage of Ray Data's newer reader always reserves a whole CPU, which the training
+    workers may already hold, so this uses the reader without one."""
     import ray.data
 
+    _use_fractional_readers()
+    return ray.data.read_parquet(dataset_dir, num_cpus=num_cpus)
+
+
+def _use_fractional_readers() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.use_datasource_v2 = False
+    context.enable_progress_bars = False
+
+
+def _ray_import(path: Path, suffix: str, part: Path, num_cpus: float) -> None:
+    import ray.data
+
+    _use_fractional_readers()
     readers = {
-        ".jsonl": lambda: ray.data.read_json(str(path), lines=True),
-        ".json": lambda: ray.data.read_json(str(path)),
-        ".csv": lambda: ray.data.read_csv(str(path)),
-        ".parquet": lambda: ray.data.read_parquet(str(path)),
-        "dir": lambda: _read_folder(path),
+        ".jsonl": lambda: ray.data.read_json(str(path), lines=True, num_cpus=num_cpus),
+        ".json": lambda: ray.data.read_json(str(path), num_cpus=num_cpus),
+        ".csv": lambda: ray.data.read_csv(str(path), num_cpus=num_cpus),
+        ".parquet": lambda: ray.data.read_parquet(str(path), num_cpus=num_cpus),
+        "dir": lambda: _read_folder(path, num_cpus),
     }
     try:
         dataset = readers[suffix]()
-        _write_ray(dataset, part)
+        _write_ray(dataset, part, num_cpus)
     except InvalidRequestError:
         raise
     except Exception as exc:  # a malformed file: Ray Data names what it could not parse
         raise InvalidRequestError(f"source: could not read '{path.name}': {_reason(exc)}", param="source") from None
 
 
-def _read_folder(path: Path):
+def _read_folder(path: Path, num_cpus: float):
     """A `datasets` save_to_disk folder, else a folder of Parquet files."""
     import ray.data
 
@@ -213,17 +233,17 @@ def _read_folder(path: Path):
         if isinstance(loaded, datasets.DatasetDict):
             loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
         return ray.data.from_arrow(loaded.data.table)
-    return ray.data.read_parquet(str(path))
+    return ray.data.read_parquet(str(path), num_cpus=num_cpus)
 
 
-def _hf_import(name: str, metadata: dict[str, Any], part: Path, local) -> None:
+def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus: float) -> None:
     """`hf://<path>` is a `datasets` folder (under allowed_paths); `hf://<org>/<name>` is read from the
     `datasets` cache (split `metadata.split`, default train): the hub is never asked."""
     import ray.data
 
+    _use_fractional_readers()
     if name.startswith(("/", "~", ".")):
-        path = local(name)
-        return _write_ray(_read_folder(path), part)
+        return _write_ray(_read_folder(local(name), num_cpus), part, num_cpus)
     import datasets
 
     try:
@@ -231,12 +251,12 @@ def _hf_import(name: str, metadata: dict[str, Any], part: Path, local) -> None:
     except Exception as exc:
         raise InvalidRequestError(f"source.uri: dataset '{name}' is not in the local datasets cache: {_reason(exc)}",
                                   param="source.uri") from None
-    _write_ray(ray.data.from_arrow(loaded.data.table), part)
+    _write_ray(ray.data.from_arrow(loaded.data.table), part, num_cpus)
 
 
-def _write_ray(dataset, part: Path) -> None:
+def _write_ray(dataset, part: Path, num_cpus: float) -> None:
     dataset.context.execution_options.preserve_order = True
-    dataset.write_parquet(str(part))
+    dataset.write_parquet(str(part), num_cpus=num_cpus)
 
 
 def _reason(exc: Exception) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torchtune import training
+from torchtune.models.llama3_1 import llama3_1, lora_llama3_1
 from torchtune.models.llama3_2 import llama3_2, lora_llama3_2
 from torchtune.modules.peft import (get_adapter_params, get_adapter_state_dict, get_lora_module_names,
                                     get_merged_lora_ckpt, set_trainable_params)
@@ -57,11 +58,17 @@ def architecture(checkpoint_dir: str | Path) -> dict[str, Any]:
 
 
 def build_model(checkpoint_dir: str, lora: Lora | None, max_seq_len: int, dtype: str) -> torch.nn.Module:
+    """Tied embeddings take torchtune's Llama 3.2 decoder, untied ones its Llama 3.1 decoder; both
+    take the checkpoint's RoPE base and scaling."""
     args = {**architecture(checkpoint_dir), "max_seq_len": max_seq_len}
+    tied = args["tie_word_embeddings"]
+    if not tied:
+        del args["tie_word_embeddings"]
+    full, with_lora = (llama3_2, lora_llama3_2) if tied else (llama3_1, lora_llama3_1)
     with training.set_default_dtype(_DTYPES[dtype]):
         if lora is None:
-            return llama3_2(**args)
-        model = lora_llama3_2(lora.attn_modules, lora.apply_to_mlp, lora.apply_to_output, lora_rank=lora.rank,
+            return full(**args)
+        model = with_lora(lora.attn_modules, lora.apply_to_mlp, lora.apply_to_output, lora_rank=lora.rank,
                               lora_alpha=lora.alpha, use_dora=lora.use_dora, quantize_base=lora.quantize_base, **args)
     set_trainable_params(model, get_adapter_params(model))
     return model

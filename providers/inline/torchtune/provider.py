@@ -11,6 +11,7 @@ from typing import Any
 
 import ray
 
+from providers.inline.parquet.datasets import read_dataset
 from providers.inline.torchtune.config import TorchtuneConfig
 from providers.inline.torchtune.recipe import TrainSpec, Tokenize, train_loop
 
@@ -100,7 +101,7 @@ class TrainingRun:
 
         self.live.update(status="in_progress", started_at=time.time())
         try:
-            rows = read_rows(self.dataset_dir, self.data_cpus)
+            rows = read_dataset(self.dataset_dir, self.data_cpus)
             if self.shuffle:
                 rows = rows.random_shuffle(seed=self.spec.seed, num_cpus=self.data_cpus)
             tokens = rows.map_batches(Tokenize, fn_constructor_args=(self.spec.checkpoint_dir, self.spec.max_seq_len,
@@ -130,16 +131,6 @@ class TrainingRun:
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.live, "progress": list(self.live["progress"]), "checkpoints": list(self.live["checkpoints"])}
-
-
-def read_rows(dataset_dir: str, num_cpus: float):
-    """The dataset's Parquet files as a Ray Data dataset whose tasks reserve `num_cpus` each. The
-    file-listing stage of Ray Data's newer reader always reserves a whole CPU, which the training
-    workers may already hold, so this uses the reader without one."""
-    context = ray.data.DataContext.get_current()
-    context.use_datasource_v2 = False
-    context.enable_progress_bars = False
-    return ray.data.read_parquet(dataset_dir, num_cpus=num_cpus)
 
 
 def _reason(exc: Exception) -> str:

@@ -46,6 +46,13 @@ class VLLMProviderConfig(BaseModel):
         description="how far vLLM's grammar constrains tool calls; below 'parameter' the arguments of a "
         "forced call are only constrained for tools marked strict",
     )
+    adapters_dir: str | None = Field(
+        default=None,
+        description="a folder of LoRA adapters (PEFT format) for this model, e.g. the post-training artifacts_dir; "
+        "when set, LoRA is enabled and each adapter is served as a model named by its path under this folder",
+    )
+    max_loras: int = Field(default=4, ge=1, description="adapters one batch can mix")
+    max_lora_rank: int = Field(default=64, ge=1)
     response_role: str = "assistant"
     env: dict[str, str] = Field(
         default_factory=dict,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from vllm.entrypoints.openai.completion.serving import OpenAIServingCompletion
 from vllm.entrypoints.openai.models.protocol import BaseModelPath
 from vllm.entrypoints.openai.models.serving import OpenAIServingModels
 from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
 from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
 from vllm.renderers.chat_utils import load_chat_template
 from vllm.renderers.online_renderer import OnlineRenderer
@@ -37,23 +39,36 @@ class VLLMProvider:
         self.model_name = config.model_name()
         path = resolve_model(config.model)
         engine_args = {**builtin_engine_args(config.model), **config.engine_args}
+        if config.adapters_dir:
+            engine_args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
         args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_args)
         self.engine = AsyncLLM.from_engine_args(args)
-        self._chat, self._completion = _serving(self.engine, config, self.model_name, path)
+        self._chat, self._completion, self._models = _serving(self.engine, config, self.model_name, path)
+        self.adapters = LoraAdapters(config.adapters_dir, self._models) if config.adapters_dir else None
 
     async def list_models(self) -> list[ProviderModel]:
         context_length = self.engine.model_config.max_model_len
-        return [ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})]
+        base = ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})
+        adapters = await self.adapters.available(self.model_name, context_length) if self.adapters else []
+        return [base, *adapters]
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
-        return await self._generate(VLLMChatRequest, self._chat.create_chat_completion, request)
+        served = await self._served_name(provider_model_id)
+        return await self._generate(VLLMChatRequest, self._chat.create_chat_completion, request, served)
 
     async def completion(self, request: CompletionRequest, provider_model_id: str):
-        return await self._generate(VLLMCompletionRequest, self._completion.create_completion, request)
+        served = await self._served_name(provider_model_id)
+        return await self._generate(VLLMCompletionRequest, self._completion.create_completion, request, served)
 
-    async def _generate(self, request_type, handler, request: ChatCompletionRequest | CompletionRequest):
+    async def _served_name(self, provider_model_id: str) -> str:
+        """The base model, or a LoRA adapter under adapters_dir, loaded on its first request."""
+        if provider_model_id == self.model_name or self.adapters is None:
+            return self.model_name
+        return await self.adapters.load(provider_model_id)
+
+    async def _generate(self, request_type, handler, request: ChatCompletionRequest | CompletionRequest, served: str):
         """Run one of vLLM's OpenAI handlers: a response dict, or chunk dicts for a stream."""
-        result = await _call(handler(_validated(request_type, _body(request, self.model_name))))
+        result = await _call(handler(_validated(request_type, _body(request, served))))
         if isinstance(result, ErrorResponse):
             raise _api_error(result)
         if request.stream:
@@ -93,7 +108,36 @@ def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str)
     models = OpenAIServingModels(engine, [BaseModelPath(name=name, model_path=path)])
     chat = OpenAIServingChat(engine, models, config.response_role, online_renderer=renderer, **common, **tools)
     completion = OpenAIServingCompletion(engine, models, online_renderer=renderer, request_logger=None)
-    return chat, completion
+    return chat, completion, models
+
+
+class LoraAdapters:
+    """PEFT adapters under one folder, each named by its relative path (`<job>/epoch_0`), loaded into
+    the engine on first use, so every replica (and a restarted one) finds them on its own."""
+
+    def __init__(self, folder: str, models: OpenAIServingModels):
+        self.root = Path(folder).expanduser().resolve()
+        self.models = models
+        self._loading = asyncio.Lock()
+
+    async def available(self, base: str, context_length: int) -> list[ProviderModel]:
+        found = await asyncio.to_thread(lambda: sorted(self.root.glob("**/adapter_config.json")))
+        return [ProviderModel(provider_model_id=str(f.parent.relative_to(self.root)),
+                              metadata={"context_length": context_length, "base_model": base,
+                                        "adapter_path": str(f.parent)}) for f in found]
+
+    async def load(self, name: str) -> str:
+        async with self._loading:
+            if name in self.models.lora_requests:
+                return name
+            path = (self.root / name).resolve()
+            if not path.is_relative_to(self.root) or not (path / "adapter_config.json").exists():
+                raise InvalidRequestError(f"model: no LoRA adapter '{name}' under {self.root}", param="model")
+            result = await self.models.load_lora_adapter(LoadLoRAAdapterRequest(lora_name=name, lora_path=str(path)))
+            if isinstance(result, ErrorResponse):
+                raise InvalidRequestError(f"model: LoRA adapter '{name}' did not load: {result.error.message}",
+                                          param="model")
+            return name
 
 
 def _body(request: ChatCompletionRequest | CompletionRequest, model_name: str) -> dict[str, Any]:
