@@ -12,7 +12,8 @@ CHAT_TEMPLATE = (
 _SPECIAL = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
 
 
-def build_tiny_llama(folder: Path, corpus: list[str], *, hidden: int = 128, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_llama(folder: Path, corpus: list[str], *, hidden: int = 128, layers: int = 2, tie: bool = False,
+                     seed: int = 0) -> Path:
     """Save the model and tokenizer to `folder` (HF format, safetensors) and return it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -29,7 +30,7 @@ def build_tiny_llama(folder: Path, corpus: list[str], *, hidden: int = 128, laye
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=False,
+                         max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=tie,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id)
     model = LlamaForCausalLM(config)

@@ -160,7 +160,8 @@ def test_missing_file_and_bad_yaml_are_named(tmp_path):
 def test_starter_config_loads_with_and_without_openai_key():
     config = load_run_config(STARTER, environ={})
     ids = [p.provider_id for _, p in config.provider_entries()]
-    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check", "builtin", "mcp"]
+    assert ids == ["vllm", "sentence-transformers", "localfs", "milvus", "profanity-check", "builtin", "parquet",
+                   "torchtune", "mcp"]
     assert {m.model_id for m in config.registered_resources.models} == {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"}
     with_key = load_run_config(STARTER, environ={"OPENAI_API_KEY": "sk-test"})
     assert "openai" in [p.provider_id for _, p in with_key.provider_entries()]
@@ -319,3 +320,40 @@ def test_responses_need_one_agents_provider():
     data["apis"].append("agents")
     data["providers"]["agents"] = [{"provider_id": "builtin", "provider_type": "inline::builtin", "config": {"max_steps": 3}}]
     assert parse_run_config(data, "t").providers["agents"][0].config == {"max_steps": 3}
+
+
+def with_post_training(datasetio: bool = True, jobs: str | None = "sql") -> dict:
+    config = minimal(apis=["inference", "models", "datasetio", "post_training"])
+    config["providers"]["post_training"] = [{"provider_id": "torchtune", "provider_type": "inline::torchtune",
+                                             "config": {"artifacts_dir": "/tmp/ckpt"}}]
+    if datasetio:
+        config["providers"]["datasetio"] = [{"provider_id": "parquet", "provider_type": "inline::parquet",
+                                             "config": {"storage_dir": "/tmp/ds"}}]
+    config["storage"]["backends"]["sql"] = {"type": "sql_sqlite", "db_path": "/tmp/x-sql.db"}
+    if jobs == "sql":
+        config["storage"]["stores"]["jobs"] = {"backend": "sql", "table_name": "jobs"}
+    elif jobs == "kv":
+        config["storage"]["stores"]["jobs"] = {"backend": "kv", "namespace": "jobs"}
+    return config
+
+
+def test_post_training_validates_with_datasets_and_a_jobs_table():
+    config = parse_run_config(with_post_training(), "run.yaml")
+    assert config.providers["post_training"][0].provider_type == "inline::torchtune"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"datasetio": False}, "providers.datasetio: post-training jobs read datasets"),
+    ({"jobs": None}, "storage.stores.jobs: post-training jobs are recorded in a 'jobs' store"),
+    ({"jobs": "kv"}, "storage.stores.jobs needs a sql backend"),
+])
+def test_post_training_without_what_it_needs_is_named(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_run_config(with_post_training(**changes), "run.yaml")
+
+
+def test_a_training_worker_group_config_typo_is_named():
+    config = with_post_training()
+    config["providers"]["post_training"][0]["config"]["num_worker"] = 2
+    with pytest.raises(ConfigError, match="providers.post_training.0.config.num_worker"):
+        parse_run_config(config, "run.yaml")

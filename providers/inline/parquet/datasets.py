@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -256,8 +257,10 @@ def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus:
 
 def _write_ray(dataset, part: Path, num_cpus: float) -> None:
     dataset.context.execution_options.preserve_order = True
-    dataset.write_parquet(str(part), num_cpus=num_cpus)
+    dataset.write_parquet(str(part), ray_remote_args={"num_cpus": num_cpus})
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+    """The innermost `SomeError: message` line of a (Ray task) error."""
+    lines = [m.group(0) for m in re.finditer(r"^\w*(?:Error|Exception|Invalid): .*$", str(exc), re.MULTILINE)]
+    return (lines[-1] if lines else str(exc).strip() or type(exc).__name__)[:300]

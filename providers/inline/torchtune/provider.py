@@ -55,7 +55,14 @@ class TorchtunePostTraining:
             return None
 
     async def cancel(self, job_uuid: str) -> None:
-        """Stop the job: its trainer and workers go down with the actor that owns them."""
+        """Stop the job: its trainer and workers go down with the actor that owns them, and the
+        workers' placement group is removed (Ray Train's own cleaner needs the dashboard's state API)."""
+        run = _find(job_uuid)
+        if run is not None:
+            try:
+                await run.remove_placement_group.remote()
+            except ray.exceptions.RayActorError:
+                pass
         await self.release(job_uuid)
 
     async def release(self, job_uuid: str) -> None:
@@ -92,6 +99,7 @@ class TrainingRun:
         self.scaling = scaling
         self.history = history
         self.data_cpus = data_cpus
+        self.workers_placement_group = None
         self.live = {"status": "scheduled", "progress": [], "checkpoints": [], "error": None,
                      "started_at": None, "completed_at": None}
 
@@ -128,6 +136,13 @@ class TrainingRun:
 
     def checkpoint(self, info: dict[str, Any]) -> None:
         self.live["checkpoints"].append({**info, "created_at": time.time()})
+
+    def placement_group(self, group) -> None:
+        self.workers_placement_group = group
+
+    def remove_placement_group(self) -> None:
+        if self.workers_placement_group is not None:
+            ray.util.remove_placement_group(self.workers_placement_group)
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.live, "progress": list(self.live["progress"]), "checkpoints": list(self.live["checkpoints"])}

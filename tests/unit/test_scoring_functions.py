@@ -1,0 +1,68 @@
+"""The builtin scoring functions, their params and aggregations (no Ray)."""
+
+import pytest
+
+from providers.api.errors import InvalidRequestError
+from providers.scoring.functions import aggregate, resolve, score
+
+ROWS = [
+    {"input_query": "Capital of France?", "expected_answer": "Paris", "generated_answer": "Paris"},
+    {"input_query": "Capital of Peru?", "expected_answer": "Lima", "generated_answer": "It is Lima, I think."},
+    {"input_query": "Capital of Chile?", "expected_answer": "Santiago", "generated_answer": "Valparaíso"},
+]
+
+
+async def test_equality_and_subset_of():
+    functions = resolve({"basic::equality": None, "basic::subset_of": None}, "scoring_functions")
+    equality = await score("basic::equality", functions["basic::equality"], ROWS)
+    subset = await score("basic::subset_of", functions["basic::subset_of"], ROWS)
+    assert [r["score"] for r in equality["score_rows"]] == [1.0, 0.0, 0.0]
+    assert [r["score"] for r in subset["score_rows"]] == [1.0, 1.0, 0.0]
+    assert subset["aggregated_results"] == {"accuracy": 2 / 3, "num_correct": 2.0, "num_total": 3}
+
+
+async def test_multiple_choice_letters_are_parsed_with_the_default_or_given_regexes():
+    rows = [{"expected_answer": "B", "generated_answer": "The answer is (B)."},
+            {"expected_answer": "c", "generated_answer": "C) because it rains"},
+            {"expected_answer": "A", "generated_answer": "Answer: D"},
+            {"expected_answer": "A", "generated_answer": "no idea"},
+            {"expected_answer": "A", "generated_answer": "I pick A"}]
+    fn = "basic::regex_parser_multiple_choice_answer"
+    default = await score(fn, resolve({fn: None}, "f")[fn], rows)
+    assert [r["score"] for r in default["score_rows"]] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    custom = resolve({fn: {"type": "regex_parser", "parsing_regexes": [r"pick ([A-D])"]}}, "f")[fn]
+    assert [r["score"] for r in (await score(fn, custom, rows))["score_rows"]] == [0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+async def test_the_judge_reads_its_score_and_keeps_its_feedback():
+    prompts = []
+
+    async def judge(prompt: str) -> str:
+        prompts.append(prompt)
+        return "Score: 5" if "Paris" in prompt.split("Answer to grade:")[1] else "I cannot tell."
+
+    fn = "llm-as-judge::base"
+    params = resolve({fn: {"type": "llm_as_judge", "judge_model": "judge"}}, "f")[fn]
+    result = await score(fn, params, ROWS, judge)
+    assert [r["score"] for r in result["score_rows"]] == [5.0, None, None]
+    assert result["score_rows"][1]["judge_feedback"] == "I cannot tell."
+    assert result["aggregated_results"] == {"average": 5.0}
+    assert "Expected answer: Lima" in prompts[1]
+
+
+@pytest.mark.parametrize("functions, param", [
+    ({"basic::nope": None}, "f"),
+    ({"llm-as-judge::base": None}, "f.llm-as-judge::base.judge_model"),
+    ({"basic::equality": {"type": "llm_as_judge"}}, "f.basic::equality.type"),
+    ({"basic::equality": {"aggregation_functions": ["mode"]}}, "f.basic::equality"),
+])
+def test_bad_scoring_params_name_the_field(functions, param):
+    with pytest.raises(InvalidRequestError) as raised:
+        resolve(functions, "f")
+    assert raised.value.param == param
+
+
+def test_aggregations():
+    rows = [{"score": 1.0}, {"score": 3.0}, {"score": 2.0}, {"score": None}]
+    assert aggregate(rows, ["average", "median", "categorical_count"]) == {
+        "average": 2.0, "median": 2.0, "categorical_count": {"1.0": 1, "3.0": 1, "2.0": 1, "None": 1}}
