@@ -2,10 +2,7 @@
 logits as transformers does, LoRA starts as a no-op, and rows are tokenized with the prompt masked."""
 
 import pytest
-import torch
-from transformers import AutoModelForCausalLM
 
-from providers.inline.torchtune.model import Lora, UnsupportedModel, build_model, checkpointer, load_weights
 from providers.inline.torchtune.recipe import IGNORE_INDEX, Tokenize, conversation
 from tests.tiny_llama import build_tiny_llama
 
@@ -18,8 +15,15 @@ def folder(request, tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("lora", [None, Lora(["q_proj", "v_proj"], True, False, rank=4, alpha=8)])
-def test_the_torchtune_model_matches_transformers(folder, tmp_path, lora):
+@pytest.mark.parametrize("with_lora", [False, True], ids=["full", "lora"])
+def test_the_torchtune_model_matches_transformers(folder, tmp_path, with_lora):
+    # torch is imported here, not at collection, so other tests can check what stays unimported
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from providers.inline.torchtune.model import Lora, build_model, checkpointer, load_weights
+
+    lora = Lora(["q_proj", "v_proj"], True, False, rank=4, alpha=8) if with_lora else None
     model = build_model(str(folder), lora, max_seq_len=64, dtype="fp32")
     load_weights(model, checkpointer(str(folder), str(tmp_path / "out")))
     tokens = torch.randint(0, 300, (2, 12))
@@ -32,6 +36,8 @@ def test_the_torchtune_model_matches_transformers(folder, tmp_path, lora):
 
 
 def test_a_folder_of_another_family_is_refused(tmp_path):
+    from providers.inline.torchtune.model import UnsupportedModel, build_model
+
     (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(UnsupportedModel, match="gpt2"):
         build_model(str(tmp_path), None, 64, "fp32")
