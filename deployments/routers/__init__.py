@@ -6,7 +6,7 @@ from fastapi import Depends, Request
 
 from deployments.gateway import Gateway
 from providers.access import Identity
-from providers.api.errors import AuthenticationError
+from providers.api.errors import AuthenticationError, NotFoundError
 
 
 async def gateway_of(request: Request) -> Gateway:
@@ -26,6 +26,19 @@ async def user_of(request: Request) -> Identity | None:
     headers = {k: v for k, v in request.headers.items() if k not in ("authorization", "cookie")}
     context = {"method": request.method, "path": request.url.path, "headers": headers}
     return await authenticator.authenticate(token.strip(), context)
+
+
+def service_of(attribute: str, missing: str):
+    """A dependency giving the gateway's service `attribute`; a 404 saying `missing` (what the run
+    config lacks) when the graph does not have it."""
+
+    async def service(request: Request):
+        found = getattr(request.app.state.gateway, attribute)
+        if found is None:
+            raise NotFoundError(missing)
+        return found
+
+    return service
 
 
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]

@@ -5,20 +5,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from deployments.conversations import ConversationService
-from deployments.routers import GatewayDep, UserDep
+from deployments.routers import UserDep, service_of
 from providers.api.conversations import AddItemsRequest, CreateConversationRequest, UpdateConversationRequest
-from providers.api.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/conversations", tags=["Conversations"])
 
 
-async def conversations_of(gateway: GatewayDep) -> ConversationService:
-    if gateway.conversations is None:
-        raise NotFoundError("no conversations: the run config needs 'conversations' under apis and a 'conversations' store")
-    return gateway.conversations
-
-
-ConversationsDep = Annotated[ConversationService, Depends(conversations_of)]
+ConversationsDep = Annotated[ConversationService, Depends(service_of("conversations", "no conversations: the run config needs 'conversations' under apis and a 'conversations' store"))]
 
 
 @router.post("")

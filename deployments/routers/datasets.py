@@ -6,20 +6,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from deployments.datasets import DatasetService
-from deployments.routers import GatewayDep, UserDep
+from deployments.routers import UserDep, service_of
 from providers.api.datasets import AppendRowsRequest, RegisterDatasetRequest
-from providers.api.errors import InvalidRequestError, NotFoundError
+from providers.api.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1beta", tags=["Datasets"])
 
 
-async def datasets_of(gateway: GatewayDep) -> DatasetService:
-    if gateway.datasets is None:
-        raise NotFoundError("no datasets: the run config needs a provider under providers.datasetio")
-    return gateway.datasets
-
-
-DatasetsDep = Annotated[DatasetService, Depends(datasets_of)]
+DatasetsDep = Annotated[DatasetService, Depends(service_of("datasets", "no datasets: the run config needs a provider under providers.datasetio"))]
 
 
 @router.post("/datasets")

@@ -6,20 +6,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from deployments.eval import EvalService
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import NotFoundError
+from deployments.routers import UserDep, service_of
 from providers.api.eval import EvaluateRowsRequest, RegisterBenchmarkRequest, RunEvalRequest
 
 router = APIRouter(prefix="/v1alpha/eval/benchmarks", tags=["Eval"])
 
 
-async def eval_of(gateway: GatewayDep) -> EvalService:
-    if gateway.eval is None:
-        raise NotFoundError("no eval: the run config needs 'eval' under apis, a datasetio provider and a 'jobs' store")
-    return gateway.eval
-
-
-EvalDep = Annotated[EvalService, Depends(eval_of)]
+EvalDep = Annotated[EvalService, Depends(service_of("eval", "no eval: the run config needs 'eval' under apis, a datasetio provider and a 'jobs' store"))]
 
 
 @router.post("")

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from deployments.files import FileService
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from deployments.routers import UserDep, service_of
+from providers.api.errors import InvalidRequestError, PayloadTooLargeError
 from providers.api.files import PURPOSES
 
 router = APIRouter(prefix="/v1/files", tags=["Files"])
@@ -16,13 +16,7 @@ router = APIRouter(prefix="/v1/files", tags=["Files"])
 _MULTIPART_SLACK = 64 * 1024
 
 
-async def files_of(gateway: GatewayDep) -> FileService:
-    if gateway.files is None:
-        raise NotFoundError("no files provider: the run config has no provider under providers.files")
-    return gateway.files
-
-
-FilesDep = Annotated[FileService, Depends(files_of)]
+FilesDep = Annotated[FileService, Depends(service_of("files", "no files provider: the run config has no provider under providers.files"))]
 
 
 @router.post("")

@@ -5,20 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from deployments.post_training import PostTrainingService
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import NotFoundError
+from deployments.routers import UserDep, service_of
 from providers.api.post_training import CancelTrainingJobRequest, SupervisedFineTuneRequest
 
 router = APIRouter(prefix="/v1alpha/post-training", tags=["Post training"])
 
 
-async def post_training_of(gateway: GatewayDep) -> PostTrainingService:
-    if gateway.post_training is None:
-        raise NotFoundError("no post-training: the run config needs a provider under providers.post_training")
-    return gateway.post_training
-
-
-PostTrainingDep = Annotated[PostTrainingService, Depends(post_training_of)]
+PostTrainingDep = Annotated[PostTrainingService, Depends(service_of("post_training", "no post-training: the run config needs a provider under providers.post_training"))]
 JobUUID = Annotated[str, Query(min_length=1)]
 
 

@@ -6,20 +6,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from deployments.prompts import PromptService
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import NotFoundError
+from deployments.routers import UserDep, service_of
 from providers.api.prompts import CreatePromptRequest, SetDefaultVersionRequest, UpdatePromptRequest
 
 router = APIRouter(prefix="/v1/prompts", tags=["Prompts"])
 
 
-async def prompts_of(gateway: GatewayDep) -> PromptService:
-    if gateway.prompts is None:
-        raise NotFoundError("no prompts: the run config needs 'prompts' under apis and a 'prompts' store")
-    return gateway.prompts
-
-
-PromptsDep = Annotated[PromptService, Depends(prompts_of)]
+PromptsDep = Annotated[PromptService, Depends(service_of("prompts", "no prompts: the run config needs 'prompts' under apis and a 'prompts' store"))]
 
 
 @router.post("")

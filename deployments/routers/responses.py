@@ -7,8 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from deployments.agents import AgentsClient
 from deployments.responses import ResponseService
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import NotFoundError
+from deployments.routers import GatewayDep, UserDep, service_of
 from providers.api.responses import CreateResponseRequest
 
 router = APIRouter(prefix="/v1/responses", tags=["Responses"])
@@ -17,13 +16,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 
 
-async def responses_of(gateway: GatewayDep) -> ResponseService:
-    if gateway.responses is None:
-        raise NotFoundError("no responses: the run config needs 'responses' under apis and a 'responses' store")
-    return gateway.responses
-
-
-ResponsesDep = Annotated[ResponseService, Depends(responses_of)]
+ResponsesDep = Annotated[ResponseService, Depends(service_of("responses", "no responses: the run config needs 'responses' under apis and a 'responses' store"))]
 
 
 async def agents_of(gateway: GatewayDep, responses: ResponsesDep) -> AgentsClient:

@@ -4,19 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from deployments.routers import GatewayDep, UserDep
+from deployments.routers import UserDep, service_of
 from deployments.scoring import ScoringService
-from providers.api.errors import NotFoundError
 from providers.api.eval import ScoreBatchRequest, ScoreRequest
 
 
-async def scoring_of(gateway: GatewayDep) -> ScoringService:
-    if gateway.scoring is None:
-        raise NotFoundError("no scoring: the run config needs 'scoring' under apis")
-    return gateway.scoring
-
-
-ScoringDep = Annotated[ScoringService, Depends(scoring_of)]
+ScoringDep = Annotated[ScoringService, Depends(service_of("scoring", "no scoring: the run config needs 'scoring' under apis"))]
 
 
 def scoring_router(prefix: str) -> APIRouter:

@@ -4,8 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from deployments.routers import GatewayDep, UserDep
-from providers.api.errors import InvalidRequestError, NotFoundError
+from deployments.routers import UserDep, service_of
+from providers.api.errors import InvalidRequestError
 from providers.storage.inference_store import InferenceStore
 
 router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
@@ -14,13 +14,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 
 
-async def store_of(gateway: GatewayDep) -> InferenceStore:
-    if gateway.inference_store is None:
-        raise NotFoundError("chat completions are not stored: the run config declares no 'inference' store")
-    return gateway.inference_store
-
-
-StoreDep = Annotated[InferenceStore, Depends(store_of)]
+StoreDep = Annotated[InferenceStore, Depends(service_of("inference_store", "chat completions are not stored: the run config declares no 'inference' store"))]
 
 
 @router.get("")

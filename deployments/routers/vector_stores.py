@@ -4,9 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from deployments.routers import GatewayDep, UserDep
+from deployments.routers import UserDep, service_of
 from deployments.vector_stores import VectorStoreService
-from providers.api.errors import NotFoundError
 from providers.api.vector_stores import (AttachFileRequest, CreateFileBatchRequest, CreateVectorStoreRequest,
                                          SearchRequest, UpdateVectorStoreRequest)
 
@@ -17,14 +16,9 @@ Order = Literal["asc", "desc"]
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
 
-async def vector_stores_of(gateway: GatewayDep) -> VectorStoreService:
-    if gateway.vector_stores is None:
-        raise NotFoundError("no vector stores: the run config needs a vector_io provider, a files provider and "
-                            "the vector_stores store")
-    return gateway.vector_stores
-
-
-StoresDep = Annotated[VectorStoreService, Depends(vector_stores_of)]
+StoresDep = Annotated[VectorStoreService, Depends(service_of(
+    "vector_stores", "no vector stores: the run config needs a vector_io provider, a files provider and the "
+    "vector_stores store"))]
 
 
 @router.post("")

@@ -72,8 +72,7 @@ def run_generation(dataset_dir: str, num_examples: int | None, candidate: Candid
     if num_examples is not None:
         rows = rows.limit(num_examples)
     rows.context.execution_options.preserve_order = True
-    prompts = rows.select_columns([c for c in rows.columns() if c in ("input_query", "messages")])
-    answers = prompts.map_batches(generate, fn_kwargs={"candidate": candidate}, batch_size=resources.batch_size,
+    answers = rows.map_batches(generate, fn_kwargs={"candidate": candidate}, batch_size=resources.batch_size,
                                   batch_format="pyarrow", num_cpus=resources.num_cpus, runtime_env=TASK_RUNTIME_ENV,
                                   compute=ray.data.TaskPoolStrategy(size=resources.concurrency))
     for batch in answers.iter_batches(batch_size=None, batch_format="pandas"):

@@ -27,6 +27,7 @@ QUESTIONS = [f"Name the best sailing boat in {country}." for country in COUNTRIE
 TRAINING_ROWS = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]}
                  for q in QUESTIONS for _ in range(32)]
 EVAL_ROWS = [{"input_query": q, "expected_answer": ANSWER} for q in QUESTIONS]
+TOKENS = {"ada": "tok-ada", "bob": "tok-bob"}
 LORA = {"type": "LoRA", "lora_attn_modules": ["q_proj", "v_proj", "output_proj"], "apply_lora_to_mlp": True,
         "apply_lora_to_output": True, "rank": 16, "alpha": 32}
 
@@ -66,7 +67,9 @@ def run_config(state, model_dir, judge_url) -> dict:
                        "jobs": {"backend": "sql", "table_name": "jobs"},
                        "files": {"backend": "sql", "table_name": "files"}},
         },
-        "server": {"ingress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}}},
+        "server": {"ingress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+                   "auth": {"provider_config": {"type": "static_tokens", "tokens": {
+                       TOKENS["ada"]: {"principal": "ada"}, TOKENS["bob"]: {"principal": "bob"}}}}},
     }
 
 
@@ -88,9 +91,13 @@ def graph(serve_session, state):
     stop_judge()
 
 
+def as_user(base_url: str, user: str = "ada") -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {TOKENS[user]}"})
+
+
 @pytest.fixture
 def http(serve_session, graph):
-    with httpx.Client(base_url=serve_session, timeout=120) as client:
+    with as_user(serve_session) as client:
         yield client
 
 
@@ -184,7 +191,7 @@ def ended(http, job_uuid: str, timeout_s: float = 300) -> dict:
 
 @pytest.fixture(scope="module")
 def client(serve_session, graph):
-    return openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{serve_session}/v1", api_key=TOKENS["ada"], max_retries=0, timeout=120)
 
 
 def chat(client, model: str) -> str:
@@ -196,7 +203,7 @@ def chat(client, model: str) -> str:
 @pytest.fixture(scope="module")
 def fine_tuned(serve_session, graph):
     """The finished LoRA job, its adapter registered as model `tiny-ft`."""
-    with httpx.Client(base_url=serve_session, timeout=120) as http:
+    with as_user(serve_session) as http:
         register(http, "boats", "post-training/messages", {"type": "rows", "rows": TRAINING_ROWS})
         job_uuid = fine_tune(http, "boats")
         status = ended(http, job_uuid)
@@ -262,6 +269,25 @@ def test_scoring_given_rows_and_a_dataset(http):
     assert batch["results"]["basic::equality"]["aggregated_results"]["num_total"] == 2
     names = {fn["identifier"] for fn in ok(http.get("/v1/scoring-functions"))["data"]}
     assert {"basic::equality", "basic::subset_of", "llm-as-judge::base"} <= names
+
+
+def test_datasets_jobs_models_and_benchmarks_are_their_owners_alone(serve_session, fine_tuned):
+    with as_user(serve_session, "bob") as bob:
+        assert ok(bob.get("/v1beta/datasets"))["data"] == []
+        assert ok(bob.get("/v1alpha/post-training/jobs"))["data"] == []
+        assert ok(bob.get("/v1alpha/eval/benchmarks"))["data"] == []
+        assert "tiny-ft" not in {m["id"] for m in ok(bob.get("/v1/models"))["data"]}
+        job = {"job_uuid": fine_tuned["job_uuid"]}
+        for response in (bob.get("/v1beta/datasetio/iterrows/boats"), bob.delete("/v1beta/datasets/boats"),
+                         bob.get("/v1alpha/post-training/job/status", params=job),
+                         bob.post("/v1alpha/post-training/job/cancel", json=job),
+                         bob.get("/v1alpha/eval/benchmarks/boats-qa"),
+                         bob.post("/v1alpha/post-training/supervised-fine-tune", json={
+                             "model": "tiny-ft", "training_config": {"n_epochs": 1, "data_config": {
+                                 "dataset_id": "boats", "batch_size": 2}}})):
+            assert response.status_code == 404, response.text
+        assert bob.get("/v1alpha/eval/benchmarks").status_code == 200
+    assert httpx.get(f"{serve_session}/v1beta/datasets").status_code == 401
 
 
 def train_workers() -> list[int]:

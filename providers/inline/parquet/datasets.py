@@ -5,6 +5,7 @@ never sits whole in a replica; pages are read with pyarrow from the files they f
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -186,40 +187,49 @@ def _read_rows(folder: Path, start: int, limit: int) -> tuple[list[dict[str, Any
 
 
 def read_dataset(dataset_dir: str, num_cpus: float):
-    """The dataset's Parquet files as a Ray Data dataset whose tasks reserve `num_cpus` each. The
-    file-listing stage of Ray Data's newer reader always reserves a whole CPU, which the training
-    workers may already hold, so this uses the reader without one."""
+    """The dataset's rows as a Ray Data dataset, in order, read by tasks that reserve `num_cpus` each."""
+    return read_files([(str(f), ".parquet") for f in _files(Path(dataset_dir))], num_cpus)
+
+
+def read_files(files: list[tuple[str, str]], num_cpus: float):
+    """(path, format) pairs as a Ray Data dataset: a task per file streams its record batches with
+    pyarrow. Ray Data's own readers start with tasks of a whole CPU (file listing, Parquet size
+    sampling), which the engine or the training workers may already hold on a small node."""
     import ray.data
 
-    _use_fractional_readers()
-    return ray.data.read_parquet(dataset_dir, num_cpus=num_cpus)
+    listing = ray.data.from_items([{"path": path, "format": kind} for path, kind in files],
+                                  override_num_blocks=max(1, len(files)))
+    listing.context.enable_progress_bars = False
+    return listing.map_batches(_read_batches, batch_size=1, batch_format="pyarrow", num_cpus=num_cpus)
 
 
-def _use_fractional_readers() -> None:
-    import ray.data
+def _read_batches(listing: pa.Table):
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
 
-    context = ray.data.DataContext.get_current()
-    context.use_datasource_v2 = False
-    context.enable_progress_bars = False
+    for path, kind in zip(listing.column("path").to_pylist(), listing.column("format").to_pylist()):
+        if kind == ".parquet":
+            batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
+        elif kind == ".jsonl":
+            batches = pa_json.open_json(path)
+        elif kind == ".csv":
+            batches = pa_csv.open_csv(path)
+        else:  # a JSON array of rows
+            batches = pa.Table.from_pylist(json.loads(Path(path).read_text())).to_batches()
+        for batch in batches:
+            yield pa.Table.from_batches([batch])
 
 
 def _ray_import(path: Path, suffix: str, part: Path, num_cpus: float) -> None:
-    import ray.data
-
-    _use_fractional_readers()
-    readers = {
-        ".jsonl": lambda: ray.data.read_json(str(path), lines=True, num_cpus=num_cpus),
-        ".json": lambda: ray.data.read_json(str(path), num_cpus=num_cpus),
-        ".csv": lambda: ray.data.read_csv(str(path), num_cpus=num_cpus),
-        ".parquet": lambda: ray.data.read_parquet(str(path), num_cpus=num_cpus),
-        "dir": lambda: _read_folder(path, num_cpus),
-    }
     try:
-        dataset = readers[suffix]()
+        if suffix == "dir":
+            dataset = _read_folder(path, num_cpus)
+        else:
+            dataset = read_files([(str(path), suffix)], num_cpus)
         _write_ray(dataset, part, num_cpus)
     except InvalidRequestError:
         raise
-    except Exception as exc:  # a malformed file: Ray Data names what it could not parse
+    except Exception as exc:  # a malformed file: the reader names what it could not parse
         raise InvalidRequestError(f"source: could not read '{path.name}': {_reason(exc)}", param="source") from None
 
 
@@ -234,7 +244,7 @@ def _read_folder(path: Path, num_cpus: float):
         if isinstance(loaded, datasets.DatasetDict):
             loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
         return ray.data.from_arrow(loaded.data.table)
-    return ray.data.read_parquet(str(path), num_cpus=num_cpus)
+    return read_files([(str(f), ".parquet") for f in sorted(path.rglob("*.parquet"))], num_cpus)
 
 
 def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus: float) -> None:
@@ -242,7 +252,6 @@ def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus:
     `datasets` cache (split `metadata.split`, default train): the hub is never asked."""
     import ray.data
 
-    _use_fractional_readers()
     if name.startswith(("/", "~", ".")):
         return _write_ray(_read_folder(local(name), num_cpus), part, num_cpus)
     import datasets
@@ -257,6 +266,7 @@ def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus:
 
 def _write_ray(dataset, part: Path, num_cpus: float) -> None:
     dataset.context.execution_options.preserve_order = True
+    dataset.context.enable_progress_bars = False
     dataset.write_parquet(str(part), ray_remote_args={"num_cpus": num_cpus})
 
 

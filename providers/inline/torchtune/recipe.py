@@ -147,10 +147,12 @@ def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device):
     for i, batch in enumerate(shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow")):
         tokens, labels = _collate(batch, device)
         logits = model(tokens)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1),
+        # position i predicts token i + 1: shift the labels, not the (much larger) logits
+        targets = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
                                ignore_index=IGNORE_INDEX)
         (loss / accumulate).backward()
-        trained = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        trained = int((targets != IGNORE_INDEX).sum())
         loss_sum += torch.tensor([float(loss.detach()) * trained, trained], dtype=torch.float64)
         if (i + 1) % accumulate:
             continue
