@@ -2,13 +2,14 @@
 against torchtune's own single-device LoRA recipe on the same model, rows and settings; then
 evaluation rows/s through the starter graph.
 
-    python -m bench.train [--model DIR] [--steps 12] [--rows 256] [--eval-rows 32] [--plot PATH]
-                          [--skip-eval]
+    python -m bench.train [--model DIR] [--steps 24] [--rounds 2] [--rows 256] [--eval-rows 32]
+                          [--plot PATH] [--skip-eval]
 
 The model defaults to the starter's SmolLM2-135M. Each run trains `--steps` optimizer steps of
 batch 4 on the same tokenized rows; tokens/s counts trained (answer) tokens, the median over the
 steps after the first two. The 2-core budget is split evenly: one worker gets 2 CPUs (2 torch
-threads), two workers 1 each; torchtune's recipe runs in this process with 2 threads.
+threads), two workers 1 each; torchtune's recipe runs in this process with 2 threads. The three
+runs alternate for `--rounds` rounds, and the medians over the rounds are compared.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def plot(figures: dict[str, float], path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="an HF Llama-family folder (default: the starter's SmolLM2)")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--eval-rows", type=int, default=32)
     parser.add_argument("--skip-eval", action="store_true")
@@ -190,19 +192,24 @@ def main(argv: list[str] | None = None) -> None:
 
     model = args.model or str(ensure_smollm2())
     work = Path(tempfile.mkdtemp(prefix="raystack-bench-train-"))
-    dataset_dir = work / "dataset"
-    dataset_dir.mkdir()
-    pq.write_table(pa.Table.from_pylist(rows(args.rows)), dataset_dir / "rows.parquet")
-    figures: dict[str, float] = {}
-    figures["train torchtune recipe"] = torchtune_recipe_tokens_per_second(model, str(dataset_dir), args.steps,
-                                                                           str(work / "recipe"))
-    print(f"torchtune single-device recipe: {figures['train torchtune recipe']:.0f} tokens/s", flush=True)
+    dataset_dir = work / "dataset"  # laid out as inline::parquet stores a dataset
+    (dataset_dir / "part-000000").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows(args.rows)), dataset_dir / "part-000000" / "rows.parquet")
+    runs: dict[str, list[float]] = {"train torchtune recipe": [], "train ray 1w": [], "train ray 2w": []}
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2)
+    for round_no in range(1, args.rounds + 1):
+        runs["train torchtune recipe"].append(torchtune_recipe_tokens_per_second(
+            model, str(dataset_dir), args.steps, str(work / f"recipe-{round_no}")))
+        for workers in (1, 2):
+            runs[f"train ray {workers}w"].append(ray_train_tokens_per_second(
+                model, str(dataset_dir), workers, args.steps, str(work / "ray")))
+        print(f"round {round_no}: " + ", ".join(f"{name} {values[-1]:.0f} tokens/s" for name, values in runs.items()),
+              flush=True)
+    figures = {name: statistics.median(values) for name, values in runs.items()}
     for workers in (1, 2):
-        name = f"train ray {workers}w"
-        figures[name] = ray_train_tokens_per_second(model, str(dataset_dir), workers, args.steps, str(work / "ray"))
-        ratio = figures[name] / figures["train torchtune recipe"]
-        print(f"Ray Train, {workers} worker(s): {figures[name]:.0f} tokens/s ({ratio:.2f}x the recipe)", flush=True)
+        ratio = figures[f"train ray {workers}w"] / figures["train torchtune recipe"]
+        print(f"Ray Train, {workers} worker(s): {figures[f'train ray {workers}w']:.0f} tokens/s, {ratio:.2f}x "
+              f"torchtune's recipe ({figures['train torchtune recipe']:.0f} tokens/s)", flush=True)
     if not args.skip_eval:
         figures["eval rows/s"] = eval_rows_per_second(args.eval_rows, str(work / "starter"))
         print(f"evaluation through the starter graph: {figures['eval rows/s']:.2f} rows/s", flush=True)

@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from providers.access import Identity
-from providers.api.errors import InvalidRequestError, NotFoundError
+from providers.api.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.api.eval import Benchmark, BenchmarkConfig, EvaluateRowsRequest, RegisterBenchmarkRequest
 from providers.api.inference import ChatCompletionRequest
 from providers.eval.pipeline import Candidate, GenerationResources, messages_of, run_generation
@@ -136,6 +136,8 @@ class EvalService:
             generations = await self._generations(record, dataset_dir, config, candidate, stop)
             if stop.is_set():
                 return
+            if generations and all("error" in g for g in generations):
+                raise ProviderError(f"every generation failed, the first with: {generations[0]['error']}")
             rows = await self._scored_rows(user, record["benchmark_id"], generations)
             scores = await self.scoring.score(user, rows, functions)
             record.update(status="completed", result={"generations": generations, "scores": scores})

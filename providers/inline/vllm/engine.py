@@ -61,10 +61,11 @@ class VLLMProvider:
         return await self._generate(VLLMCompletionRequest, self._completion.create_completion, request, served)
 
     async def _served_name(self, provider_model_id: str) -> str:
-        """The base model, or a LoRA adapter under adapters_dir, loaded on its first request."""
+        """A LoRA adapter under adapters_dir (loaded on its first request) when the id names one, else
+        the base model (the run config may name it differently from the engine)."""
         if provider_model_id == self.model_name or self.adapters is None:
             return self.model_name
-        return await self.adapters.load(provider_model_id)
+        return await self.adapters.load(provider_model_id) or self.model_name
 
     async def _generate(self, request_type, handler, request: ChatCompletionRequest | CompletionRequest, served: str):
         """Run one of vLLM's OpenAI handlers: a response dict, or chunk dicts for a stream."""
@@ -119,6 +120,7 @@ class LoraAdapters:
         self.root = Path(folder).expanduser().resolve()
         self.models = models
         self._loading = asyncio.Lock()
+        self._not_adapters: set[str] = set()
 
     async def available(self, base: str, context_length: int) -> list[ProviderModel]:
         found = await asyncio.to_thread(lambda: sorted(self.root.glob("**/adapter_config.json")))
@@ -126,13 +128,19 @@ class LoraAdapters:
                               metadata={"context_length": context_length, "base_model": base,
                                         "adapter_path": str(f.parent)}) for f in found]
 
-    async def load(self, name: str) -> str:
+    async def load(self, name: str) -> str | None:
+        """The adapter's served name once it is loaded; None when no adapter has that name."""
+        if name in self.models.lora_requests:
+            return name
+        if name in self._not_adapters:
+            return None
         async with self._loading:
             if name in self.models.lora_requests:
                 return name
             path = (self.root / name).resolve()
             if not path.is_relative_to(self.root) or not (path / "adapter_config.json").exists():
-                raise InvalidRequestError(f"model: no LoRA adapter '{name}' under {self.root}", param="model")
+                self._not_adapters.add(name)  # models are registered only once their adapter exists
+                return None
             result = await self.models.load_lora_adapter(LoadLoRAAdapterRequest(lora_name=name, lora_path=str(path)))
             if isinstance(result, ErrorResponse):
                 raise InvalidRequestError(f"model: LoRA adapter '{name}' did not load: {result.error.message}",
