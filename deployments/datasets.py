@@ -38,8 +38,7 @@ class DatasetService:
             if self.files is None:
                 raise InvalidRequestError("source.uri: this graph has no files provider to read uploads from",
                                           param="source.uri")
-            record = await self.files.records.get(user, source.uri)
-            content = await self.files.content(user, source.uri)
+            record, content = await self.files.read(user, source.uri)
             stored = await self.call(self.provider_id, "import_file", dataset_id, record["filename"], content)
         else:
             stored = await self.call(self.provider_id, "import_uri", dataset_id, source.uri, metadata)

@@ -39,8 +39,12 @@ class FileService:
         return record
 
     async def content(self, user: Identity | None, file_id: str) -> bytes:
-        await self.records.get(user, file_id)  # 404 unless the caller may read it
-        return await self.call(self.provider_id, "get", file_id)
+        return (await self.read(user, file_id))[1]
+
+    async def read(self, user: Identity | None, file_id: str) -> tuple[dict[str, Any], bytes]:
+        """The file's record and bytes; 404 unless the caller may read it."""
+        record = await self.records.get(user, file_id)
+        return record, await self.call(self.provider_id, "get", file_id)
 
     async def delete(self, user: Identity | None, file_id: str) -> None:
         """The record goes first, so the file disappears for every caller at once; bytes left
