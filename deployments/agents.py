@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 
 from deployments.errors import as_api_error
 from deployments.graph_services import open_gateway
+from deployments.metrics import ProviderMetrics
 from deployments.provider import batched
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError
@@ -28,21 +29,25 @@ _SEQUENCE_NUMBER = re.compile(r'"sequence_number": (\d+)')
 
 
 class AgentsDeployment:
-    async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any], config: dict[str, Any]):
+    async def __init__(self, provider_id: str, run_config: dict[str, Any], handles: dict[str, Any],
+                       config: dict[str, Any]):
         graph = RunConfig.model_validate(run_config)
         self.config = BuiltinAgentsConfig.model_validate(config)
         self.storage = Storage(graph.storage)
         self.gateway = await open_gateway(graph, handles, self.storage, max_steps=self.config.max_steps)
         self.responses = self.gateway.responses
+        self.metrics = ProviderMetrics(provider_id)
 
     async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any]:
-        return await self.responses.create(user, request.model_copy(update={"stream": False}))
+        with self.metrics.call("create_response"):
+            return await self.responses.create(user, request.model_copy(update={"stream": False}))
 
     async def stream(self, user: Identity | None, request: CreateResponseRequest) -> AsyncIterator[str]:
         """The response's Server-Sent Events; a request the turn cannot start with raises before the first."""
-        events = await self.responses.create(user, request.model_copy(update={"stream": True}))
-        async for batch in batched(events.__aiter__(), self.config.stream_batch_window_s):
-            yield "".join(batch)
+        with self.metrics.call("create_response"):
+            events = await self.responses.create(user, request.model_copy(update={"stream": True}))
+            async for batch in batched(events.__aiter__(), self.config.stream_batch_window_s):
+                yield "".join(batch)
 
     async def call(self, method: str) -> dict[str, Any]:
         """What the ingress asks of every provider: its health."""

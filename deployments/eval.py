@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from deployments.metrics import service_metrics
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.api.eval import Benchmark, BenchmarkConfig, EvaluateRowsRequest, RegisterBenchmarkRequest
@@ -161,9 +162,12 @@ class EvalService:
         started, stored_at = time.monotonic(), 0.0
         while not (pipeline.done() and arrived.empty()):
             try:
-                generations.extend(await asyncio.wait_for(arrived.get(), timeout=PROGRESS_PERIOD_S))
+                rows = await asyncio.wait_for(arrived.get(), timeout=PROGRESS_PERIOD_S)
             except asyncio.TimeoutError:
-                pass
+                rows = []
+            generations.extend(rows)
+            if rows:
+                service_metrics().eval_rows.inc(len(rows), tags={"benchmark_id": record["benchmark_id"]})
             if time.monotonic() - stored_at >= PROGRESS_PERIOD_S and not stop.is_set():
                 elapsed = time.monotonic() - started
                 record["progress"] = {**record["progress"], "generated": len(generations),

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from deployments.metrics import service_metrics
 from providers.api.models import Model
 from providers.vector_stores.pipeline import (EmbeddingTarget, FileJob, FileProgress, PipelineResources,
                                               run_pipeline)
@@ -123,6 +124,7 @@ class IngestionRunner:
 
     async def _settle(self, run: _Run, key: Key, outcome: dict[str, Any]) -> None:
         job = run.unsettled.pop(key)
+        service_metrics().ingested_files.inc(tags={"status": outcome["status"]})
         if outcome["status"] != "completed":
             run.dropped.append(job)
         await self.settle(job, outcome)
@@ -133,6 +135,8 @@ class IngestionRunner:
             return
         tally = run.tallies.setdefault(key, _Tally())
         tally.chunks += item.chunks
+        if item.chunks:
+            service_metrics().ingested_chunks.inc(item.chunks)
         tally.total = item.total
         tally.usage_bytes += item.usage_bytes
         if item.error:

@@ -12,6 +12,7 @@ from deployments.agents import AgentsClient
 from deployments.errors import install_error_handlers
 from deployments.gateway import Gateway
 from deployments.graph_services import open_gateway
+from deployments.metrics import RequestMetrics, sample_queue_depths
 from deployments.routers import (conversations, datasets, eval, files, inference, inspect, models, post_training,
                                  prompts, responses, safety, scoring, stored_completions, tools, vector_stores)
 from providers.auth.authenticators import build_authenticator
@@ -38,6 +39,7 @@ def build_fastapi_app(gateway: Gateway) -> FastAPI:
     for router in scoring.routers:
         app.include_router(router)
     install_error_handlers(app)
+    app.add_middleware(RequestMetrics)
     app.state.gateway = gateway
     return app
 
@@ -56,6 +58,8 @@ class Ingress:
             await self.gateway.inference_store.create_table()
         if config.providers.get("agents"):
             self.gateway.agents = AgentsClient(handles[config.providers["agents"][0].provider_id])
+        queues = {"inference": self.gateway.inference_store.queue} if self.gateway.inference_store else {}
+        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(queues))
         self._orphan_watch: asyncio.Task | None = None
         if self.gateway.vector_stores is not None:
             period_s = config.vector_stores.ingestion.resume_check_period_s
@@ -68,6 +72,7 @@ class Ingress:
     async def __del__(self):
         """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
         stored records still queued are written before the connections close."""
+        self._queue_depths.cancel()
         if self._orphan_watch is not None:
             self._orphan_watch.cancel()
         if self.gateway.vector_stores is not None:

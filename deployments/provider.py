@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, AsyncIterator, TypedDict
 
 from pydantic import BaseModel
 
+from deployments.metrics import ProviderMetrics
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest
 from providers.registry import get_spec
+
+# Methods called as (request, provider_model_id) whose results carry token usage.
+_MODEL_METHODS = {"chat_completion", "completion", "embeddings"}
 
 
 class ProviderDeployment:
@@ -26,6 +31,7 @@ class ProviderDeployment:
         self.stream_batch_window_s = stream_batch_window_s
         chat_models = None if models is None else {m: GraphChatModel(route) for m, route in models.items()}
         self.provider = get_spec(provider_type).create(config, chat_models)
+        self.metrics = ProviderMetrics(provider_id)
 
     async def _method(self, method: str):
         function = getattr(self.provider, method, None)
@@ -34,14 +40,36 @@ class ProviderDeployment:
         return function
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await (await self._method(method))(*args, **kwargs)
+        with self.metrics.call(method):
+            result = await (await self._method(method))(*args, **kwargs)
+        if method in _MODEL_METHODS:
+            self.metrics.count_usage(args[1], _usage(result))
+        return result
 
     async def stream(self, method: str, *args: Any) -> AsyncIterator[str]:
-        chunks = await (await self._method(method))(*args)
-        if not hasattr(chunks, "__aiter__"):
-            raise InvalidRequestError(f"{method} on provider '{self.provider_id}' does not stream")
-        async for batch in batched(chunks.__aiter__(), self.stream_batch_window_s):
-            yield "".join(f"data: {_encode(chunk)}\n\n" for chunk in batch)
+        """Token counts come from the stream's usage chunk; without one (the client did not ask for
+        `stream_options.include_usage`), each chunk with choices counts as one token out (vLLM sends a
+        chunk per token)."""
+        model = args[1] if method in _MODEL_METHODS else None
+        usage, chunks_out, first = None, 0, True
+        with self.metrics.call(method) as started:
+            try:
+                chunks = await (await self._method(method))(*args)
+                if not hasattr(chunks, "__aiter__"):
+                    raise InvalidRequestError(f"{method} on provider '{self.provider_id}' does not stream")
+                async for batch in batched(chunks.__aiter__(), self.stream_batch_window_s):
+                    if model is not None:
+                        if first:
+                            self.metrics.time_to_first_token_ms.observe(
+                                (time.perf_counter() - started) * 1000, tags={"model": model})
+                            first = False
+                        for chunk in batch:
+                            usage = _usage(chunk) or usage
+                            chunks_out += _carries_output(chunk)
+                    yield "".join(f"data: {_encode(chunk)}\n\n" for chunk in batch)
+            finally:
+                if model is not None:
+                    self.metrics.count_usage(model, usage or {"completion_tokens": chunks_out})
 
     async def check_health(self) -> None:
         """Serve restarts the replica when this raises (e.g. the engine died)."""
@@ -69,6 +97,16 @@ class GraphChatModel:
     async def chat_completion(self, request: ChatCompletionRequest) -> dict[str, Any]:
         result = await self.route["handle"].call.remote("chat_completion", request, self.route["provider_model_id"])
         return result if isinstance(result, dict) else result.model_dump(exclude_unset=True)
+
+
+def _usage(result: Any) -> dict[str, Any] | None:
+    usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
+    return usage.model_dump() if isinstance(usage, BaseModel) else usage
+
+
+def _carries_output(chunk: Any) -> bool:
+    choices = chunk.get("choices") if isinstance(chunk, dict) else getattr(chunk, "choices", None)
+    return bool(choices)
 
 
 def _encode(chunk: Any) -> str:

@@ -18,8 +18,9 @@ from deployments.provider import ModelRoute, ProviderDeployment
 from providers.registry import get_spec
 from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies
 
-# Request-path access logs cost a gateway more than half its throughput; errors still log.
-_LOGGING = {"enable_access_log": False}
+# JSON lines that carry the request id (Serve's x-request-id, which follows a request through its
+# handle calls). Request-path access logs cost a gateway more than half its throughput; errors still log.
+_LOGGING = {"encoding": "JSON", "enable_access_log": False}
 
 
 def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dict[str, Any]:
@@ -44,10 +45,12 @@ def build_app(config: RunConfig) -> Application:
     for _, entry in sorted(config.provider_entries(), key=_binding_order):
         spec = get_spec(entry.provider_type)
         options = merge_options(spec.deployment_defaults, entry.deployment)
+        if entry.deployment.placement_group_bundles is None:
+            options.update(_placement(spec.parse_config(entry.config), options.get("ray_actor_options", {})))
         name = f"provider-{entry.provider_id}"
         if spec.composes_graph:
             deployment = serve.deployment(AgentsDeployment).options(name=name, logging_config=_LOGGING, **options)
-            handles[entry.provider_id] = deployment.bind(run_config, dict(handles), entry.config)
+            handles[entry.provider_id] = deployment.bind(entry.provider_id, run_config, dict(handles), entry.config)
             continue
         deployment = serve.deployment(ProviderDeployment).options(name=name, logging_config=_LOGGING, **options)
         models = _model_routes(config, entry, handles)
@@ -56,6 +59,12 @@ def build_app(config: RunConfig) -> Application:
         name="ingress", logging_config=_LOGGING, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
     )
     return ingress.bind(run_config, handles)
+
+
+def _placement(provider_config: BaseModel, ray_actor_options: dict[str, Any]) -> dict[str, Any]:
+    """Options a provider's config asks for to reach its devices (vLLM's GPUs); none for most."""
+    placement = getattr(provider_config, "deployment_placement", None)
+    return placement(ray_actor_options) if callable(placement) else {}
 
 
 def _binding_order(pair: tuple[str, ProviderEntry]) -> int:

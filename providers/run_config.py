@@ -51,7 +51,7 @@ class PostgresConnection(StrictModel):
     port: int = 5432
     db: str = "raystack"
     user: str = "postgres"
-    password: str = ""
+    password: str | None = None
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=20, ge=0)
     pool_timeout_s: float = Field(default=30.0, gt=0)
@@ -132,6 +132,7 @@ class DeploymentOptions(StrictModel):
     ray_actor_options: dict[str, Any] | None = None
     max_ongoing_requests: int | None = None
     max_queued_requests: int | None = None
+    max_replicas_per_node: int | None = None
     health_check_period_s: float | None = None
     health_check_timeout_s: float | None = None
     graceful_shutdown_timeout_s: float | None = None

@@ -32,6 +32,6 @@ class RemoteMilvusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     uri: str = Field(description="e.g. http://milvus.internal:19530")
-    token: str = ""
+    token: str | None = None
     db_name: str = "default"
     index: MilvusIndexConfig = MilvusIndexConfig()

@@ -36,7 +36,7 @@ class MilvusVectorIO:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             self.client = MilvusClient(uri=str(self.db_path))
         else:
-            self.client = MilvusClient(uri=config.uri, token=config.token, db_name=config.db_name)
+            self.client = MilvusClient(uri=config.uri, token=config.token or "", db_name=config.db_name)
         for name in self.client.list_collections():
             self.client.load_collection(name)
 

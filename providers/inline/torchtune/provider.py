@@ -84,6 +84,19 @@ def _find(job_uuid: str):
         return None
 
 
+def _training_gauges(job_uuid: str) -> dict[str, Any]:
+    """The job's progress as Ray metrics (raystack_training_step, _loss, _tokens_per_second), tagged by job."""
+    from ray.util.metrics import Gauge
+
+    gauges = {name: Gauge(f"raystack_training_{name}", f"Post-training {description}, at the last optimizer step",
+                          tag_keys=("job_uuid",))
+              for name, description in (("step", "optimizer steps done"), ("loss", "training loss"),
+                                        ("tokens_per_second", "trained tokens per second"))}
+    for gauge in gauges.values():
+        gauge.set_default_tags({"job_uuid": job_uuid})
+    return gauges
+
+
 @ray.remote(num_cpus=0, max_concurrency=8)
 class TrainingRun:
     """One job: `run` trains (in one of the actor's threads) while `report`, `checkpoint` and
@@ -102,6 +115,7 @@ class TrainingRun:
         self.workers_placement_group = None
         self.live = {"status": "scheduled", "progress": [], "checkpoints": [], "error": None,
                      "started_at": None, "completed_at": None}
+        self.gauges = _training_gauges(job_uuid)
 
     def run(self) -> None:
         from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -133,6 +147,8 @@ class TrainingRun:
         progress = self.live["progress"]
         progress.append({**metrics, "time": time.time()})
         del progress[:-self.history]
+        for name, gauge in self.gauges.items():
+            gauge.set(metrics[name])
 
     def checkpoint(self, info: dict[str, Any]) -> None:
         self.live["checkpoints"].append({**info, "created_at": time.time()})

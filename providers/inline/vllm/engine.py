@@ -41,6 +41,8 @@ class VLLMProvider:
         engine_args = {**builtin_engine_args(config.model), **config.engine_args}
         if config.adapters_dir:
             engine_args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
+        if config.use_gpu and config.shards() > 1:  # the workers go in the replica's placement group
+            engine_args.setdefault("distributed_executor_backend", "ray")
         args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_args)
         self.engine = AsyncLLM.from_engine_args(args)
         self._chat, self._completion, self._models = _serving(self.engine, config, self.model_name, path)
