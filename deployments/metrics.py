@@ -66,7 +66,8 @@ class ProviderMetrics:
     @contextlib.contextmanager
     def call(self, method: str) -> Iterator[float]:
         """Count and time one call (yields its start, a perf_counter reading); a failure is counted by
-        the status its client gets, and a server-side one is logged (with the request id)."""
+        the status its client gets, and a server-side one is logged as an error with the request id
+        (Serve's throughput mode buffers lesser records, errors are written at once)."""
         started = time.perf_counter()
         self.requests.inc(tags={"method": method})
         try:
@@ -75,7 +76,7 @@ class ProviderMetrics:
             status = exc.status_code if isinstance(exc, APIError) else 500
             self.errors.inc(tags={"method": method, "status": str(status)})
             if status >= 500:
-                logger.warning("%s failed: %s: %s", method, type(exc).__name__, exc)
+                logger.error("%s failed: %s: %s", method, type(exc).__name__, exc)
             raise
         finally:
             self.latency_ms.observe((time.perf_counter() - started) * 1000, tags={"method": method})
@@ -105,7 +106,7 @@ def service_metrics() -> ServiceMetrics:
 
 class RequestMetrics:
     """ASGI middleware: counts each request by route template, method and status, and times it to
-    the end of its body (streams included)."""
+    the end of its body (streams included); a server error is logged with its request id."""
 
     def __init__(self, app):
         self.app = app
@@ -126,6 +127,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
+            if status >= 500:
+                logger.error("%s %s answered %d", scope["method"], scope["path"], status)
             recorded = service_metrics()
             recorded.requests.inc(tags={"route": route, "method": scope["method"], "status": str(status)})
             recorded.latency_ms.observe((time.perf_counter() - started) * 1000, tags={"route": route, "method": scope["method"]})

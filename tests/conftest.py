@@ -14,9 +14,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+METRICS_REPORT_INTERVAL_MS = 1000
+
+
 @pytest.fixture(scope="session")
-def serve_session(tmp_path_factory):
-    """A local Ray instance with Serve on a free HTTP port; yields the base URL."""
+def ray_cluster():
+    """One Ray cluster per session: a head node with 2 CPUs, to which multi-node tests add (and
+    remove) worker nodes; every node exports Prometheus metrics on its own port."""
     from graphs.serve_env import apply_fast_serve_defaults
 
     apply_fast_serve_defaults()
@@ -26,16 +30,27 @@ def serve_session(tmp_path_factory):
     os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2,
+        "include_dashboard": False,
+        "object_store_memory": 256 * 1024**2,
+        "metrics_export_port": free_port(),
+        "_system_config": {"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
+    })
+    ray.init(address=cluster.address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_session(ray_cluster):
+    """Serve on a free HTTP port, its proxy on the head node only (worker nodes added by tests run on
+    this machine too, where a second proxy could not bind the port); yields the base URL."""
     from ray import serve
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=256 * 1024**2,
-        runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}},
-    )
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
-    ray.shutdown()

@@ -1,8 +1,10 @@
 """The graph with `remote::openai` in front of a loopback OpenAI-compatible server, through the
 official SDK: routing by model id, streaming, persistence of registrations, and errors."""
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
@@ -14,6 +16,7 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.conftest import free_port
+from tests.prometheus import samples, total
 
 REPLY = "Paris is the capital of France, said the mock."
 CONFIG_MODELS = [
@@ -254,3 +257,51 @@ def test_providers_and_routes_are_inspectable(http):
     assert chat["method"] == "POST" and chat["provider_types"] == ["remote::openai"]
     assert http.get("/v1/health").json() == {"status": "OK"}
     assert http.get("/v1/version").json()["version"]
+
+
+def test_traffic_shows_in_prometheus_by_route_status_provider_and_model(http, client, ray_cluster):
+    def figures():
+        return {
+            "chat_200": total(ray_cluster, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="200"),
+            "chat_502": total(ray_cluster, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="502"),
+            "provider_errors": total(ray_cluster, "ray_raystack_provider_errors_total", provider="remote",
+                                     method="chat_completion", status="502"),
+            "tokens_out": total(ray_cluster, "ray_raystack_tokens_total", model="mock-model", direction="out"),
+            "tokens_in": total(ray_cluster, "ray_raystack_tokens_total", model="mock-model", direction="in"),
+            "first_tokens": total(ray_cluster, "ray_raystack_time_to_first_token_ms_count", provider="remote"),
+            "latencies": total(ray_cluster, "ray_raystack_http_request_latency_ms_count", route="/v1/chat/completions"),
+        }
+
+    before = figures()
+    message = [{"role": "user", "content": "x"}]
+    reply = client.chat.completions.create(model="gpt-mock", messages=message)
+    list(client.chat.completions.create(model="gpt-mock", messages=message, stream=True))
+    assert http.post("/v1/chat/completions", json={"model": "broken-500", "messages": message}).status_code == 502
+    wanted = {"chat_200": 2, "chat_502": 1, "provider_errors": 1, "first_tokens": 1, "latencies": 3,
+              "tokens_in": reply.usage.prompt_tokens, "tokens_out": reply.usage.completion_tokens + 1}
+    wait_for(lambda: all(figures()[k] - before[k] >= n for k, n in wanted.items()), timeout_s=30)
+    labels, _ = samples(ray_cluster, "ray_raystack_provider_requests_total", provider="remote", method="chat_completion")[0]
+    assert labels["deployment"] == "provider-remote" and labels["application"] == "remote-graph"
+
+
+def test_a_request_id_follows_a_failed_request_through_the_ingress_and_provider_logs(http):
+    request_id = f"trace-{time.time_ns()}"
+    response = http.post("/v1/chat/completions", headers={"X-Request-ID": request_id},
+                         json={"model": "broken-500", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 502 and response.headers["x-request-id"] == request_id
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
+
+    def records_with_the_id():
+        found = {}
+        for path in logs.glob("replica_remote-graph_*.log"):
+            for line in path.read_text().splitlines():
+                if request_id in line:
+                    record = json.loads(line)
+                    if record["filename"] == "metrics.py":  # ours, not Serve's own "Request failed."
+                        found[record["deployment"].removeprefix("remote-graph_")] = record
+        return found if {"ingress", "provider-remote"} <= found.keys() else None
+
+    records = wait_for(records_with_the_id, timeout_s=20)
+    assert records["provider-remote"]["request_id"] == records["ingress"]["request_id"] == request_id
+    assert records["provider-remote"]["levelname"] == "ERROR" and "chat_completion failed" in records["provider-remote"]["message"]
+    assert "answered 502" in records["ingress"]["message"]
