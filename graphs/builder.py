@@ -18,11 +18,6 @@ from deployments.provider import ModelRoute, ProviderDeployment
 from providers.registry import get_spec
 from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies
 
-# JSON lines that carry the request id (Serve's x-request-id, which follows a request through its
-# handle calls). Request-path access logs cost a gateway more than half its throughput; errors still log.
-_LOGGING = {"encoding": "JSON", "enable_access_log": False}
-
-
 def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dict[str, Any]:
     """Registry defaults, then the user's options; nested option dicts merge key by key.
     A fixed `num_replicas` replaces autoscaling."""
@@ -39,6 +34,7 @@ def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dic
 
 def build_app(config: RunConfig) -> Application:
     run_config = config.model_dump(mode="json")
+    logging_config = config.server.logging.serve_logging_config()
     handles = {}
     # Providers that call graph models (a guard model's shield) bind after the inference providers,
     # and the agents deployment, which calls them all, last.
@@ -49,14 +45,14 @@ def build_app(config: RunConfig) -> Application:
             options.update(_placement(spec.parse_config(entry.config), options.get("ray_actor_options", {})))
         name = f"provider-{entry.provider_id}"
         if spec.composes_graph:
-            deployment = serve.deployment(AgentsDeployment).options(name=name, logging_config=_LOGGING, **options)
+            deployment = serve.deployment(AgentsDeployment).options(name=name, logging_config=logging_config, **options)
             handles[entry.provider_id] = deployment.bind(entry.provider_id, run_config, dict(handles), entry.config)
             continue
-        deployment = serve.deployment(ProviderDeployment).options(name=name, logging_config=_LOGGING, **options)
+        deployment = serve.deployment(ProviderDeployment).options(name=name, logging_config=logging_config, **options)
         models = _model_routes(config, entry, handles)
         handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config, models)
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
-        name="ingress", logging_config=_LOGGING, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
+        name="ingress", logging_config=logging_config, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
     )
     return ingress.bind(run_config, handles)
 

@@ -47,7 +47,7 @@ def run_config(base_url: str, state_dir) -> dict:
             "backends": {"kv": {"type": "kv_sqlite", "db_path": f"{state_dir}/kv.db"}},
             "stores": {"metadata": {"backend": "kv", "namespace": "registry"}},
         },
-        "server": {"ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}}},
+        "server": {"ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}}, "logging": {"encoding": "JSON"}},
     }
 
 

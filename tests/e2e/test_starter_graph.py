@@ -16,6 +16,7 @@ from tests.e2e.test_remote_graph import wait_for
 from tests.fake_tavily import start_fake_tavily
 from tests.mcp_server import start_mcp_server
 from tests.pdf import text_pdf
+from tests.prometheus import samples, total
 
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
@@ -76,7 +77,7 @@ def test_streamed_chat_with_usage(client):
     assert not chunks[-1].choices and chunks[-1].usage.completion_tokens > 0
 
 
-def test_chats_are_stored_as_the_engine_answered_them(client):
+def test_chats_are_stored_as_the_engine_answered_them(client, ray_cluster):
     reply = ask(client, "Name a colour.", max_tokens=12)
     chunks = list(ask(client, "Name a fruit.", max_tokens=12, stream=True))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -86,6 +87,8 @@ def test_chats_are_stored_as_the_engine_answered_them(client):
                                         if c.id == completion_id), None), timeout_s=10)
         assert record.choices[0].message.content == text
         assert record.model_extra["input_messages"] == [{"role": "user", "content": question}]
+    (depth,) = wait_for(lambda: samples(ray_cluster, "ray_raystack_store_queue_depth", store="inference"), timeout_s=30)
+    assert depth[0]["deployment"] == "ingress" and depth[1] >= 0
 
 
 def test_n_and_max_tokens(client):
@@ -233,12 +236,20 @@ def test_a_planted_fact_is_found_by_a_paraphrased_question(client, filename, con
     assert client.vector_stores.delete(store.id).deleted
 
 
-def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client):
+def ingestion_figures(cluster) -> tuple[float, float, float]:
+    return (total(cluster, "ray_raystack_ingestion_files_total", status="completed"),
+            total(cluster, "ray_raystack_ingestion_files_total", status="failed"),
+            total(cluster, "ray_raystack_ingestion_chunks_total"))
+
+
+def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client, ray_cluster):
+    before = ingestion_figures(ray_cluster)
     good = client.files.create(file=("notes.txt", b"Penguins live in the southern hemisphere."), purpose="assistants")
     scan = client.files.create(file=("scan.pdf", b"%PDF-1.7 binary"), purpose="assistants")
     store = client.vector_stores.create(name="mixed", file_ids=[good.id, scan.id])
     counts = wait_until_ingested(client, store.id)
     assert counts.completed == 1 and counts.failed == 1
+    wait_for(lambda: all(a - b >= 1 for a, b in zip(ingestion_figures(ray_cluster), before)), timeout_s=30)
     failed = client.vector_stores.files.retrieve(scan.id, vector_store_id=store.id)
     assert failed.status == "failed" and failed.last_error.code == "unsupported_file"
     assert [f.id for f in client.vector_stores.files.list(store.id, filter="failed")] == [scan.id]

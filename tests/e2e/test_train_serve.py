@@ -19,6 +19,7 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
+from tests.prometheus import samples, total
 from tests.tiny_llama import build_tiny_llama
 
 ANSWER = "Blue Heron"
@@ -242,11 +243,14 @@ def evaluate(http, model: str) -> dict:
     return ok(http.get(f"/v1alpha/eval/benchmarks/boats-qa/jobs/{job['job_id']}/result"))
 
 
-def test_an_evaluation_scores_the_fine_tuned_model_above_its_base(http, fine_tuned):
+def test_an_evaluation_scores_the_fine_tuned_model_above_its_base(http, fine_tuned, ray_cluster):
     register(http, "boats-eval", "eval/question-answer", {"type": "rows", "rows": EVAL_ROWS})
     ok(http.post("/v1alpha/eval/benchmarks", json={"benchmark_id": "boats-qa", "dataset_id": "boats-eval",
                                                    "scoring_functions": ["basic::equality", "llm-as-judge::base"]}))
+    generated = total(ray_cluster, "ray_raystack_eval_rows_generated_total", benchmark_id="boats-qa")
     tuned, base = evaluate(http, "tiny-ft"), evaluate(http, "tiny")
+    wait_for(lambda: total(ray_cluster, "ray_raystack_eval_rows_generated_total", benchmark_id="boats-qa")
+             >= generated + 2 * len(EVAL_ROWS), timeout_s=30)
     assert [g["generated_answer"] for g in tuned["generations"]] == [ANSWER] * len(EVAL_ROWS)
     equality = tuned["scores"]["basic::equality"]["aggregated_results"]
     assert equality == {"accuracy": 1.0, "num_correct": len(EVAL_ROWS), "num_total": len(EVAL_ROWS)}
@@ -303,8 +307,10 @@ def running_job(http) -> str:
     return job_uuid
 
 
-def test_cancel_stops_the_workers(http, fine_tuned):
+def test_cancel_stops_the_workers(http, fine_tuned, ray_cluster):
     job_uuid = running_job(http)
+    steps = wait_for(lambda: samples(ray_cluster, "ray_raystack_training_step", job_uuid=job_uuid), timeout_s=30)
+    assert steps[0][1] >= 1 and samples(ray_cluster, "ray_raystack_training_loss", job_uuid=job_uuid)[0][1] > 0
     assert ok(http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})) is None
     assert job_status(http, job_uuid)["status"] == "cancelled"
     wait_for(lambda: not train_workers(), timeout_s=60)

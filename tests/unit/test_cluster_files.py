@@ -52,6 +52,7 @@ def test_rayservice_runs_the_gpu_serve_config_on_a_head_that_schedules_nothing()
     assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayService"
     assert yaml.safe_load(manifest["spec"]["serveConfigV2"]) == serve_config("gpu")
     cluster = manifest["spec"]["rayClusterConfig"]
+    assert cluster["authOptions"] == {"mode": "token"}
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
     head_ports = {p["name"]: p["containerPort"] for p in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
     assert head_ports["dashboard"] == 8265 and head_ports["serve"] == 8000
@@ -80,6 +81,24 @@ def test_rayservice_takes_secrets_from_the_secret_and_every_variable_the_run_con
                 assert env[name]["value"] == default
         assert env["RAYSTACK_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is False
         assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "POSTGRES_PASSWORD"
+
+
+def test_prometheus_scrapes_the_metrics_port_of_every_ray_pod():
+    monitor = yaml.safe_load((CLUSTER_DIR / "podmonitor.yaml").read_text())
+    assert monitor["kind"] == "PodMonitor"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    cluster = rayservice()["spec"]["rayClusterConfig"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        ports = {p["name"]: p["containerPort"] for p in group["template"]["spec"]["containers"][0]["ports"]}
+        assert ports[endpoint["port"]] == int(group["rayStartParams"]["metrics-export-port"])
+
+
+def test_env_file_turns_on_token_auth_and_lists_every_variable_of_the_gpu_config():
+    lines = dict(line.split("=", 1) for line in (CLUSTER_DIR / "gpu.env").read_text().splitlines()
+                 if line and not line.startswith("#"))
+    assert lines["RAY_AUTH_MODE"] == "token" and lines["RAY_AUTH_TOKEN"] == ""
+    assert env_variables("gpu").keys() <= lines.keys()
+    assert all(lines[name] == "" for name in lines if is_secret(name))
 
 
 def launcher_schema():
@@ -130,6 +149,7 @@ def test_gpu_graph_deploys_its_engine_with_the_bundles_and_autoscaling_of_its_co
     scaling = engine._deployment_config.autoscaling_config
     assert (scaling.min_replicas, scaling.max_replicas, scaling.downscale_delay_s) == (1, 6, 600)
     assert engine._deployment_config.graceful_shutdown_timeout_s == 120
+    assert all(d._deployment_config.logging_config["encoding"] == "JSON" for d in deployments.values())
     ingress = deployments["ingress"]
     assert ingress._deployment_config.autoscaling_config.max_replicas == 16
     assert deployments["provider-sentence-transformers"].ray_actor_options["num_cpus"] == 1
