@@ -9,13 +9,14 @@ stores, tools, shields) and calls the providers through their handles. The ingre
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, AsyncIterator
 
 from deployments.errors import as_api_error
 from deployments.graph_services import open_gateway
-from deployments.metrics import ProviderMetrics
+from deployments.metrics import ProviderMetrics, sample_queue_depths
 from deployments.provider import batched
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError
@@ -37,6 +38,7 @@ class AgentsDeployment:
         self.gateway = await open_gateway(graph, handles, self.storage, max_steps=self.config.max_steps)
         self.responses = self.gateway.responses
         self.metrics = ProviderMetrics(provider_id)
+        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.gateway))
 
     async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any]:
         with self.metrics.call("create_response"):
@@ -56,6 +58,7 @@ class AgentsDeployment:
         return {"status": "OK"}
 
     async def __del__(self):
+        self._queue_depths.cancel()
         if self.gateway.vector_stores is not None:
             await self.gateway.vector_stores.close()
         await self.storage.close()

@@ -19,7 +19,7 @@ class ConversationService:
     def __init__(self, conversations: OwnedRecords, items: OwnedRecords):
         self.conversations = conversations
         self.items = items
-        self._item_writes = GroupCommit(items.insert)  # the items of concurrent turns share transactions
+        self.item_writes = GroupCommit(items.insert)  # the items of concurrent turns share transactions
 
     async def create(self, user: Identity | None, request: CreateConversationRequest) -> dict[str, Any]:
         conversation_id = f"conv_{uuid.uuid4().hex}"
@@ -60,7 +60,7 @@ class ConversationService:
         for before, row in zip(rows, rows[1:]):  # one call's items keep their order, however fast
             row["created_us"] = max(row["created_us"], before["created_us"] + 1)
         if rows:
-            await self._item_writes.insert(rows)
+            await self.item_writes.insert(rows)
 
     async def list_items(self, user: Identity | None, conversation_id: str, *, after: str | None, limit: int,
                          order: Literal["asc", "desc"]) -> dict[str, Any]:

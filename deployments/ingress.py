@@ -58,8 +58,7 @@ class Ingress:
             await self.gateway.inference_store.create_table()
         if config.providers.get("agents"):
             self.gateway.agents = AgentsClient(handles[config.providers["agents"][0].provider_id])
-        queues = {"inference": self.gateway.inference_store.queue} if self.gateway.inference_store else {}
-        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(queues))
+        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.gateway))
         self._orphan_watch: asyncio.Task | None = None
         if self.gateway.vector_stores is not None:
             period_s = config.vector_stores.ingestion.resume_check_period_s

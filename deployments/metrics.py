@@ -34,7 +34,7 @@ class ServiceMetrics:
             "raystack_http_request_latency_ms", "Time from request to the end of the response body",
             boundaries=_LATENCY_MS, tag_keys=("route", "method"))
         self.store_queue_depth = metrics.Gauge(
-            "raystack_store_queue_depth", "Records waiting in a store's write-behind queue", tag_keys=("store",))
+            "raystack_store_queue_depth", "Records waiting to be written to a store", tag_keys=("store",))
         self.ingested_files = metrics.Counter(
             "raystack_ingestion_files", "Files that finished ingesting into a vector store, by outcome",
             tag_keys=("status",))
@@ -134,10 +134,23 @@ class RequestMetrics:
             recorded.latency_ms.observe((time.perf_counter() - started) * 1000, tags={"route": route, "method": scope["method"]})
 
 
-async def sample_queue_depths(queues: dict[str, Any], period_s: float = 1.0) -> None:
-    """Set the queue-depth gauge of each named write-behind queue every `period_s`."""
+def write_queues(gateway: Any) -> dict[str, Any]:
+    """The queues of records a replica's services are writing, by store: the inference store's
+    write-behind queue, and the rows waiting for the responses' and conversations' next group commit."""
+    queues = {}
+    if gateway.inference_store is not None:
+        queues["inference"] = gateway.inference_store.queue
+    if gateway.responses is not None:
+        queues["responses"] = gateway.responses.writes
+    if gateway.conversations is not None:
+        queues["conversations"] = gateway.conversations.item_writes
+    return queues
+
+
+async def sample_queue_depths(gateway: Any, period_s: float = 1.0) -> None:
+    """Set the queue-depth gauge of each of the gateway's write queues every `period_s`."""
     gauge = service_metrics().store_queue_depth
     while True:
-        for store, queue in queues.items():
+        for store, queue in write_queues(gateway).items():
             gauge.set(queue.depth, tags={"store": store})
         await asyncio.sleep(period_s)

@@ -42,7 +42,7 @@ class ResponseService:
         self.max_steps = max_steps
         self.tools = ToolRunner(gateway)
         # Stored before the answer returns, so previous_response_id finds it; concurrent turns share transactions.
-        self._writes = GroupCommit(records.insert)
+        self.writes = GroupCommit(records.insert)
 
     # ------------------------------------------------------------ making a response
 
@@ -265,7 +265,7 @@ class ResponseService:
         if turn.request.store:
             record = {"id": turn.response_id, "response": response, "input_items": turn.new_items,
                       "context": turn.context + turn.new_items}
-            await self._writes.insert([self.records.row(record, user, model=turn.request.model)])
+            await self.writes.insert([self.records.row(record, user, model=turn.request.model)])
         if turn.conversation_id:
             await self.gateway.conversations.append(turn.conversation_id, turn.new_items + turn.output)
         return response

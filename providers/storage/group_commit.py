@@ -18,6 +18,11 @@ class GroupCommit:
         self._waiting: list[tuple[Rows, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
+    @property
+    def depth(self) -> int:
+        """Rows waiting for the next insert."""
+        return sum(len(rows) for rows, _ in self._waiting)
+
     async def insert(self, rows: Rows) -> None:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((rows, done))

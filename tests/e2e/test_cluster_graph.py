@@ -9,6 +9,7 @@ provider that scales out under load is the OpenAI-compatible remote, a loopback 
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -158,32 +159,38 @@ def test_the_gpu_graph_keeps_its_state_in_the_shared_services(http):
 
 
 def test_a_provider_scales_out_across_nodes_under_load_and_recovers_when_a_node_goes(http, nodes, ray_cluster):
+    """While 12 clients call the stand-in engine, its deployment grows to a replica on each CPU node;
+    then one of those nodes is removed. Requests that were on it fail (a 5xx, or a dropped connection
+    when the ingress replica holding it was there too, which clients retry), the rest go on, and the
+    graph serves everything once Serve has replaced what the node held."""
     stop = time.monotonic() + 240
-    outcomes: list[int] = []
+    outcomes: list[tuple[float, int | str]] = []
 
     def load():
         while time.monotonic() < stop:
             try:
-                outcomes.append(chat(http, "stand-in").status_code)
+                outcomes.append((time.monotonic(), chat(http, "stand-in").status_code))
             except httpx.TransportError as exc:
-                outcomes.append(type(exc).__name__)
+                outcomes.append((time.monotonic(), type(exc).__name__))
 
     with ThreadPoolExecutor(12) as pool:
         for _ in range(12):
             pool.submit(load)
         spread = wait_for(lambda: len({node_of(r) for r in replicas("provider-openai")}) >= 2 and replicas("provider-openai"),
                           timeout_s=120)
-        assert len(spread) >= 2
         doomed = next(name for name in ("cpu-a", "cpu-b") if nodes[name].node_id in {node_of(r) for r in spread})
-        served_before = len(outcomes)
+        removed_at = time.monotonic()
         ray_cluster.remove_node(nodes[doomed])
         wait_for(lambda: replicas("provider-openai") and all(
             node_of(r) != nodes[doomed].node_id for r in replicas("provider-openai")), timeout_s=60)
-        recovered_at = len(outcomes)
-        wait_for(lambda: len(outcomes) >= recovered_at + 50, timeout_s=60)
+        recovered_at = time.monotonic()
+        wait_for(lambda: sum(1 for t, _ in outcomes if t > recovered_at) >= 50, timeout_s=60)
         stop = time.monotonic()
-    after = outcomes[recovered_at:]
-    assert served_before > 0 and after.count(200) >= 50
-    assert all(status in (200, 502, 503) for status in outcomes), set(outcomes)
-    assert after[-20:] == [200] * 20
+    before = [o for t, o in outcomes if t < removed_at]
+    during = [o for t, o in outcomes if removed_at <= t <= recovered_at]
+    after = [o for t, o in outcomes if t > recovered_at]
+    print("outcomes before/during/after the removal:", Counter(before), Counter(during), Counter(after))
+    assert before and set(before) == {200}, Counter(before)
+    assert set(during) <= {200, 502, 503, "RemoteProtocolError"}, Counter(during)
+    assert after.count(200) >= 50 and after[-20:] == [200] * 20, Counter(after)
     assert chat(http, "tiny").status_code == 200

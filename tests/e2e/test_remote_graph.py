@@ -16,7 +16,7 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.conftest import free_port
-from tests.prometheus import samples, total
+from tests.prometheus import samples, scrape, total
 
 REPLY = "Paris is the capital of France, said the mock."
 CONFIG_MODELS = [
@@ -261,15 +261,18 @@ def test_providers_and_routes_are_inspectable(http):
 
 def test_traffic_shows_in_prometheus_by_route_status_provider_and_model(http, client, ray_cluster):
     def figures():
+        scraped = scrape(ray_cluster)
         return {
-            "chat_200": total(ray_cluster, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="200"),
-            "chat_502": total(ray_cluster, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="502"),
-            "provider_errors": total(ray_cluster, "ray_raystack_provider_errors_total", provider="remote",
+            "chat_200": total(scraped, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="200"),
+            "chat_502": total(scraped, "ray_raystack_http_requests_total", route="/v1/chat/completions", status="502"),
+            "provider_errors": total(scraped, "ray_raystack_provider_errors_total", provider="remote",
                                      method="chat_completion", status="502"),
-            "tokens_out": total(ray_cluster, "ray_raystack_tokens_total", model="mock-model", direction="out"),
-            "tokens_in": total(ray_cluster, "ray_raystack_tokens_total", model="mock-model", direction="in"),
-            "first_tokens": total(ray_cluster, "ray_raystack_time_to_first_token_ms_count", provider="remote"),
-            "latencies": total(ray_cluster, "ray_raystack_http_request_latency_ms_count", route="/v1/chat/completions"),
+            "tokens_out": total(scraped, "ray_raystack_tokens_total", model="mock-model", direction="out"),
+            "tokens_in": total(scraped, "ray_raystack_tokens_total", model="mock-model", direction="in"),
+            "first_tokens": total(scraped, "ray_raystack_time_to_first_token_ms_count", provider="remote"),
+            "latencies": total(scraped, "ray_raystack_http_request_latency_ms_count", route="/v1/chat/completions"),
+            "provider_latencies": total(scraped, "ray_raystack_provider_latency_ms_count", provider="remote",
+                                        method="chat_completion"),
         }
 
     before = figures()
@@ -277,7 +280,7 @@ def test_traffic_shows_in_prometheus_by_route_status_provider_and_model(http, cl
     reply = client.chat.completions.create(model="gpt-mock", messages=message)
     list(client.chat.completions.create(model="gpt-mock", messages=message, stream=True))
     assert http.post("/v1/chat/completions", json={"model": "broken-500", "messages": message}).status_code == 502
-    wanted = {"chat_200": 2, "chat_502": 1, "provider_errors": 1, "first_tokens": 1, "latencies": 3,
+    wanted = {"chat_200": 2, "chat_502": 1, "provider_errors": 1, "first_tokens": 1, "latencies": 3, "provider_latencies": 3,
               "tokens_in": reply.usage.prompt_tokens, "tokens_out": reply.usage.completion_tokens + 1}
     wait_for(lambda: all(figures()[k] - before[k] >= n for k, n in wanted.items()), timeout_s=30)
     labels, _ = samples(ray_cluster, "ray_raystack_provider_requests_total", provider="remote", method="chat_completion")[0]

@@ -16,7 +16,7 @@ from tests.e2e.test_remote_graph import wait_for
 from tests.fake_tavily import start_fake_tavily
 from tests.mcp_server import start_mcp_server
 from tests.pdf import text_pdf
-from tests.prometheus import samples, total
+from tests.prometheus import samples, scrape, total
 
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
@@ -87,8 +87,11 @@ def test_chats_are_stored_as_the_engine_answered_them(client, ray_cluster):
                                         if c.id == completion_id), None), timeout_s=10)
         assert record.choices[0].message.content == text
         assert record.model_extra["input_messages"] == [{"role": "user", "content": question}]
-    depths = wait_for(lambda: samples(ray_cluster, "ray_raystack_store_queue_depth", store="inference"), timeout_s=30)
-    assert all(labels["deployment"] == "ingress" and depth >= 0 for labels, depth in depths)
+    for store, deployment in [("inference", "ingress"), ("responses", "provider-builtin"),
+                              ("conversations", "provider-builtin")]:
+        depths = wait_for(lambda: samples(ray_cluster, "ray_raystack_store_queue_depth", store=store,
+                                          deployment=deployment), timeout_s=30)
+        assert all(depth >= 0 for _, depth in depths)
 
 
 def test_n_and_max_tokens(client):
@@ -237,9 +240,10 @@ def test_a_planted_fact_is_found_by_a_paraphrased_question(client, filename, con
 
 
 def ingestion_figures(cluster) -> tuple[float, float, float]:
-    return (total(cluster, "ray_raystack_ingestion_files_total", status="completed"),
-            total(cluster, "ray_raystack_ingestion_files_total", status="failed"),
-            total(cluster, "ray_raystack_ingestion_chunks_total"))
+    scraped = scrape(cluster)
+    return (total(scraped, "ray_raystack_ingestion_files_total", status="completed"),
+            total(scraped, "ray_raystack_ingestion_files_total", status="failed"),
+            total(scraped, "ray_raystack_ingestion_chunks_total"))
 
 
 def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client, ray_cluster):

@@ -311,6 +311,7 @@ def test_cancel_stops_the_workers(http, fine_tuned, ray_cluster):
     job_uuid = running_job(http)
     steps = wait_for(lambda: samples(ray_cluster, "ray_raystack_training_step", job_uuid=job_uuid), timeout_s=30)
     assert steps[0][1] >= 1 and samples(ray_cluster, "ray_raystack_training_loss", job_uuid=job_uuid)[0][1] > 0
+    assert samples(ray_cluster, "ray_raystack_training_tokens_per_second", job_uuid=job_uuid)[0][1] >= 0
     assert ok(http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})) is None
     assert job_status(http, job_uuid)["status"] == "cancelled"
     wait_for(lambda: not train_workers(), timeout_s=60)
