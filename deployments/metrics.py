@@ -45,6 +45,8 @@ class ServiceMetrics:
 
 
 class ProviderMetrics:
+    """Metrics of one provider deployment's calls (also the agents deployment's turns)."""
+
     def __init__(self, provider_id: str):
         self.requests = metrics.Counter(
             "raystack_provider_requests", "Calls a provider replica served", tag_keys=("provider", "method"))
