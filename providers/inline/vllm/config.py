@@ -80,8 +80,11 @@ class VLLMProviderConfig(BaseModel):
             raise ValueError("accelerator_type: set use_gpu: true to place the engine on GPUs")
         return self
 
+    def pipeline_stages(self) -> int:
+        return int(self.engine_args.get("pipeline_parallel_size", 1))
+
     def shards(self) -> int:
-        return int(self.engine_args.get("tensor_parallel_size", 1)) * int(self.engine_args.get("pipeline_parallel_size", 1))
+        return int(self.engine_args.get("tensor_parallel_size", 1)) * self.pipeline_stages()
 
     def deployment_placement(self, ray_actor_options: dict[str, Any]) -> dict[str, Any]:
         """The deployment options that put the engine on its GPUs. One shard: the replica holds the GPU.
@@ -100,7 +103,7 @@ class VLLMProviderConfig(BaseModel):
         return {
             "ray_actor_options": {**ray_actor_options, "num_gpus": 0},
             "placement_group_bundles": bundles,
-            "placement_group_strategy": "STRICT_PACK" if int(self.engine_args.get("pipeline_parallel_size", 1)) == 1 else "PACK",
+            "placement_group_strategy": "STRICT_PACK" if self.pipeline_stages() == 1 else "PACK",
         }
 
     def model_name(self) -> str:
