@@ -1,9 +1,10 @@
 """Run config -> Ray Serve application: one ingress plus one deployment per provider entry.
 
     serve run graphs.builder:build config=path/to/run.yaml
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Serve reads `build`'s annotation to turn the
+command line's or the serve config's `args` into `BuildArgs`, and a string annotation is passed a dict.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ray.serve import Application
 from deployments.agents import AgentsDeployment
 from deployments.ingress import INGRESS_DEFAULTS, Ingress
 from deployments.provider import ModelRoute, ProviderDeployment
+from graphs.serve_env import apply_fast_serve_defaults
 from providers.registry import get_spec
 from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies
 
@@ -100,5 +102,8 @@ def resolve_config_path(config: str) -> Path:
 
 
 def build(args: BuildArgs) -> Application:
-    """`serve run graphs.builder:build config=run.yaml` and the `serve deploy` import path."""
+    """`serve run graphs.builder:build config=run.yaml` and the `serve deploy` import path. `serve run`
+    builds the app before it starts Ray, so the fast Serve settings reach the cluster it starts; on
+    `serve deploy` the nodes' environment (the cluster files export them) is the one that counts."""
+    apply_fast_serve_defaults()
     return build_app(load_run_config(resolve_config_path(args.config)))

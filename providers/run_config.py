@@ -199,12 +199,12 @@ class LoggingOptions(StrictModel):
 
 
 class ServerConfig(StrictModel):
-    """Where Serve's proxy listens when deployed from a generated serve config
-    (graphs/serve_config.py; `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000), who may
-    call it (`auth`, off when absent) and what each caller may touch (`access_policy`, the default
-    policy of providers/access/policy.py when empty)."""
+    """Where Serve's proxy listens when deployed from a generated serve config (cluster/generate.py;
+    `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000): loopback unless the config names
+    another address; who may call it (`auth`, off when absent) and what each caller may touch
+    (`access_policy`, the default policy of providers/access/policy.py when empty)."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     ingress: DeploymentOptions = DeploymentOptions()
     logging: LoggingOptions = LoggingOptions()

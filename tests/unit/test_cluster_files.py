@@ -33,14 +33,39 @@ def test_generated_files_are_committed_as_generated(name):
     assert (CLUSTER_DIR / name).read_text() == generated_files()[name], "regenerate: python -m cluster write"
 
 
+def build_through_serve(app_schema, monkeypatch):
+    """The application Serve builds from a serve config's import path and args, as `serve deploy`
+    and the RayService's controller do: the builder function called through Serve's args path."""
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    for name, value in GPU_ENV.items():
+        monkeypatch.setenv(name, value)
+    return call_user_app_builder_with_args_if_necessary(import_attr(app_schema.import_path), app_schema.args)
+
+
 @pytest.mark.parametrize("config", ["starter", "gpu"])
-def test_serve_configs_validate_and_build_the_run_config(config):
+def test_serve_configs_validate_and_build_the_run_config(config, monkeypatch):
     shipped = yaml.safe_load((CLUSTER_DIR / f"serve-{config}.yaml").read_text())
     schema = ServeDeploySchema.model_validate(shipped)
-    app = schema.applications[0]
-    assert app.import_path == "graphs.builder:build" and app.args == {"config": config}
+    (app_schema,) = schema.applications
+    names = {d.name for d in _deployments(build_through_serve(app_schema, monkeypatch))}
+    assert {"ingress", "provider-vllm", "provider-sentence-transformers"} <= names
     run_config = load_run_config(SHIPPED_CONFIGS / f"{config}.yaml", environ=GPU_ENV)
-    assert schema.http_options.port == run_config.server.port
+    assert (schema.http_options.host, schema.http_options.port) == (run_config.server.host, run_config.server.port)
+
+
+def test_the_starter_serve_config_listens_on_loopback_and_the_gpu_one_on_every_address():
+    hosts = {config: yaml.safe_load((CLUSTER_DIR / f"serve-{config}.yaml").read_text())["http_options"]["host"]
+             for config in ("starter", "gpu")}
+    assert hosts == {"starter": "127.0.0.1", "gpu": "0.0.0.0"}
+
+
+def test_rayservice_serve_config_loads_through_serves_schema_and_builds(monkeypatch):
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(rayservice()["spec"]["serveConfigV2"]))
+    (app_schema,) = schema.applications
+    engine = next(d for d in _deployments(build_through_serve(app_schema, monkeypatch)) if d.name == "provider-vllm")
+    assert len(engine._replica_config.placement_group_bundles) == 2
 
 
 def rayservice():
