@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from pydantic import AfterValidator
 
 from deployments.gateway import Gateway
 from providers.access import Identity
@@ -40,6 +41,10 @@ def service_of(attribute: str, missing: str):
 
     return service
 
+
+MAX_PAGE = 100
+# A page size: above the most a page holds it is capped, as on OpenAI's list endpoints.
+Limit = Annotated[int, Query(ge=1), AfterValidator(lambda limit: min(limit, MAX_PAGE))]
 
 GatewayDep = Annotated[Gateway, Depends(gateway_of)]
 UserDep = Annotated[Identity | None, Depends(user_of)]

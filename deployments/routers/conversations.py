@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from deployments.conversations import ConversationService
-from deployments.routers import UserDep, service_of
+from deployments.routers import Limit, UserDep, service_of
 from providers.api.conversations import AddItemsRequest, CreateConversationRequest, UpdateConversationRequest
 
 router = APIRouter(prefix="/v1/conversations", tags=["Conversations"])
@@ -42,7 +42,7 @@ async def add_items(conversation_id: str, request: AddItemsRequest, conversation
 
 @router.get("/{conversation_id}/items")
 async def list_items(conversation_id: str, conversations: ConversationsDep, user: UserDep, after: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20, order: Literal["asc", "desc"] = "desc",
+                     limit: Limit = 20, order: Literal["asc", "desc"] = "desc",
                      include: Annotated[list[str] | None, Query()] = None):
     return await conversations.list_items(user, conversation_id, after=after, limit=limit, order=order)
 

@@ -7,12 +7,11 @@ from fastapi.responses import StreamingResponse
 
 from deployments.agents import AgentsClient
 from deployments.responses import ResponseService
-from deployments.routers import GatewayDep, UserDep, service_of
+from deployments.routers import GatewayDep, Limit, UserDep, service_of
 from providers.api.responses import CreateResponseRequest
 
 router = APIRouter(prefix="/v1/responses", tags=["Responses"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 
 

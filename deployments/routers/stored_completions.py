@@ -2,15 +2,14 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from deployments.routers import UserDep, service_of
+from deployments.routers import Limit, UserDep, service_of
 from providers.api.errors import InvalidRequestError
 from providers.storage.inference_store import InferenceStore
 
 router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 
 

@@ -2,16 +2,15 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from deployments.routers import UserDep, service_of
+from deployments.routers import Limit, UserDep, service_of
 from deployments.vector_stores import VectorStoreService
 from providers.api.vector_stores import (AttachFileRequest, CreateFileBatchRequest, CreateVectorStoreRequest,
                                          SearchRequest, UpdateVectorStoreRequest)
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["Vector stores"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
 Order = Literal["asc", "desc"]
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 

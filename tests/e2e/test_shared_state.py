@@ -190,11 +190,22 @@ def test_requests_without_a_valid_token_are_401_but_health_is_open(http):
     assert http.get("/v1/version").status_code == 200
 
 
-@pytest.mark.parametrize("query, param", [("limit=0", "limit"), ("limit=101", "limit"), ("order=sideways", "order"),
+@pytest.mark.parametrize("query, param", [("limit=0", "limit"), ("limit=ten", "limit"), ("order=sideways", "order"),
                                           ("after=chatcmpl-unknown", "after")])
 def test_bad_list_parameters_are_400_naming_them(http, query, param):
     response = http.get(f"/v1/chat/completions?{query}", headers={"Authorization": "Bearer tok-alice"})
     assert response.status_code == 400 and response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/vector_stores"])
+def test_a_page_size_over_the_most_a_page_holds_is_capped_not_refused(http, users, path):
+    for _ in range(3):
+        ask(users["alice"])
+    headers = {"Authorization": "Bearer tok-alice"}
+    large = http.get(path, params={"limit": 1000}, headers=headers)
+    assert large.status_code == 200, large.text
+    assert large.json()["data"] == http.get(path, params={"limit": 100}, headers=headers).json()["data"]
+    assert len(http.get(path, params={"limit": 2}, headers=headers).json()["data"]) <= 2
 
 
 def test_a_completion_is_stored_with_its_input_and_owner(users):
