@@ -150,9 +150,16 @@ class LoraAdapters:
             return name
 
 
+# OpenAI's default temperature, for requests of several choices that name none: a model whose
+# generation_config is greedy would give n copies of one answer, and vLLM refuses n > 1 greedily.
+SAMPLED_TEMPERATURE = 1.0
+
+
 def _body(request: ChatCompletionRequest | CompletionRequest, model_name: str) -> dict[str, Any]:
     body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
     body["model"] = model_name
+    if (body.get("n") or 1) > 1 and body.get("temperature") is None:
+        body["temperature"] = SAMPLED_TEMPERATURE
     return body
 
 
