@@ -8,7 +8,8 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from providers.access import Identity
-from providers.api.datasets import PURPOSE_COLUMNS, Dataset, RegisterDatasetRequest, RowsDataSource
+from providers.api.datasets import (
+    COLUMN_ALIASES, PURPOSE_COLUMNS, Dataset, RegisterDatasetRequest, RowsDataSource, column_value, missing_columns)
 from providers.api.errors import ConflictError, InvalidRequestError, NotFoundError
 from providers.resources.owned import OwnedResources
 
@@ -42,7 +43,7 @@ class DatasetService:
             stored = await self.call(self.provider_id, "import_file", dataset_id, record["filename"], content)
         else:
             stored = await self.call(self.provider_id, "import_uri", dataset_id, source.uri, metadata)
-        missing = [c for c in PURPOSE_COLUMNS[request.purpose] if c not in stored["columns"]]
+        missing = missing_columns(request.purpose, stored["columns"])
         if missing:
             await self.call(self.provider_id, "delete", dataset_id)
             raise InvalidRequestError(f"source: a {request.purpose} dataset needs the columns "
@@ -89,8 +90,9 @@ def check_rows(purpose: str, rows: list[dict[str, Any]], where: str) -> None:
     """Each row has the purpose's columns; messages are lists of {role, content}."""
     for i, row in enumerate(rows):
         for column in PURPOSE_COLUMNS[purpose]:
-            if row.get(column) in (None, ""):
-                raise InvalidRequestError(f"{where}.{i}.{column}: a {purpose} row needs '{column}'",
+            if column_value(row, column) is None:
+                alias = f" (or '{COLUMN_ALIASES[column]}')" if column in COLUMN_ALIASES else ""
+                raise InvalidRequestError(f"{where}.{i}.{column}: a {purpose} row needs '{column}'{alias}",
                                           param=f"{where}.{i}.{column}")
         if "messages" in PURPOSE_COLUMNS[purpose]:
             _check_messages(row["messages"], f"{where}.{i}.messages")

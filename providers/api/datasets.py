@@ -57,9 +57,34 @@ class Dataset(BaseModel):
         return self.model_dump(mode="json", exclude={"owner"})
 
 
-# The columns each purpose needs in every row.
+# The columns each purpose needs in every row, by the names scoring, evaluation and training read.
 PURPOSE_COLUMNS: dict[str, tuple[str, ...]] = {
     "post-training/messages": ("messages",),
     "eval/question-answer": ("input_query", "expected_answer"),
     "eval/messages-answer": ("messages", "expected_answer"),
 }
+# Llama Stack's documented names for them (`{"question": ..., "answer": ...}`), accepted in their place.
+COLUMN_ALIASES: dict[str, str] = {"input_query": "question", "expected_answer": "answer"}
+
+
+def column_value(row: dict[str, Any], column: str) -> Any:
+    """The row's `column`, or its Llama Stack alias; None when neither holds a value."""
+    value = row.get(column)
+    if value in (None, "") and column in COLUMN_ALIASES:
+        value = row.get(COLUMN_ALIASES[column])
+    return None if value == "" else value
+
+
+def missing_columns(purpose: str, columns: list[str]) -> list[str]:
+    return [c for c in PURPOSE_COLUMNS[purpose] if c not in columns and COLUMN_ALIASES.get(c) not in columns]
+
+
+def canonical_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with `input_query` and `expected_answer` filled from their aliases; a messages row's
+    `input_query` is its last user message (what a judge is shown)."""
+    canonical = {**row, **{c: v for c in COLUMN_ALIASES if (v := column_value(row, c)) is not None}}
+    if canonical.get("input_query") is None and isinstance(row.get("messages"), list):
+        asked = [m.get("content") for m in row["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+        if asked:
+            canonical["input_query"] = asked[-1]
+    return canonical

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from providers.api.datasets import column_value
 from providers.api.errors import APIError
 from providers.api.inference import ChatCompletionRequest
 from providers.inline.parquet.datasets import read_dataset
@@ -40,7 +41,7 @@ def messages_of(row: dict[str, Any], system_message: str | None) -> list[dict[st
     if row.get("messages"):
         messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
     else:
-        messages = [{"role": "user", "content": str(row["input_query"])}]
+        messages = [{"role": "user", "content": str(column_value(row, "input_query"))}]
     return ([{"role": "system", "content": system_message}] if system_message else []) + messages
 
 

@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from providers.api.datasets import canonical_row
 from providers.api.errors import InvalidRequestError
 
 Aggregation = Literal["accuracy", "average", "median", "categorical_count", "weighted_average"]
@@ -139,7 +140,7 @@ async def _judge(params: LLMAsJudgeParams, row: dict[str, Any], judge: Judge | N
 
 
 def _text(row: dict[str, Any], column: str) -> str:
-    value = row.get(column)
+    value = canonical_row(row).get(column)
     if value is None:
         raise InvalidRequestError(f"input_rows: a row needs '{column}' to be scored", param="input_rows")
     return str(value)

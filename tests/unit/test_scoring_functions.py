@@ -2,6 +2,7 @@
 
 import pytest
 
+from deployments.datasets import check_rows
 from providers.api.errors import InvalidRequestError
 from providers.scoring.functions import aggregate, resolve, score
 
@@ -19,6 +20,28 @@ async def test_equality_and_subset_of():
     assert [r["score"] for r in equality["score_rows"]] == [1.0, 0.0, 0.0]
     assert [r["score"] for r in subset["score_rows"]] == [1.0, 1.0, 0.0]
     assert subset["aggregated_results"] == {"accuracy": 2 / 3, "num_correct": 2.0, "num_total": 3}
+
+
+async def test_llama_stacks_question_and_answer_columns_are_checked_and_scored_as_input_query_and_expected_answer():
+    rows = [{"messages": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris", "generated_answer": "Paris"},
+            {"question": "Capital of Peru?", "answer": "Lima", "generated_answer": "Cusco"}]
+    check_rows("eval/messages-answer", rows[:1], "source.rows")
+    check_rows("eval/question-answer", rows[1:], "source.rows")
+    with pytest.raises(InvalidRequestError, match="needs 'expected_answer' \\(or 'answer'\\)") as refused:
+        check_rows("eval/messages-answer", [{"messages": rows[0]["messages"]}], "source.rows")
+    assert refused.value.param == "source.rows.0.expected_answer"
+    functions = resolve({"basic::equality": None}, "scoring_functions")
+    equality = await score("basic::equality", functions["basic::equality"], rows)
+    assert [r["score"] for r in equality["score_rows"]] == [1.0, 0.0]
+    prompts = []
+
+    async def judge(prompt):
+        prompts.append(prompt)
+        return "Score: 3"
+
+    judged = resolve({"llm-as-judge::base": {"type": "llm_as_judge", "judge_model": "j"}}, "scoring_functions")
+    await score("llm-as-judge::base", judged["llm-as-judge::base"], rows, judge)
+    assert "Capital of France?" in prompts[0] and "Lima" in prompts[1]
 
 
 async def test_multiple_choice_letters_are_parsed_with_the_default_or_given_regexes():
