@@ -37,9 +37,10 @@ class TorchtunePostTraining:
                     train_on_input: bool) -> dict[str, Any]:
         """Launch the job; returns the resources it asked for."""
         cpus = self.config.resources_per_worker.get("CPU", 1.0)
-        train = TrainSpec(**spec, output_dir=str(self.artifacts / job_uuid), threads_per_worker=max(1, int(cpus)))
+        train = TrainSpec(**spec, output_dir=str(self.artifacts / job_uuid), threads_per_worker=max(1, int(cpus)),
+                          shuffle=shuffle)
         run = TrainingRun.options(name=_actor_name(job_uuid), namespace=NAMESPACE, lifetime="detached").remote(
-            job_uuid, train, dataset_dir, shuffle, train_on_input, self.scaling(), self.config.progress_history,
+            job_uuid, train, dataset_dir, train_on_input, self.scaling(), self.config.progress_history,
             self.config.data_cpus)
         run.run.remote()
         return self.scaling()
@@ -102,12 +103,11 @@ class TrainingRun:
     """One job: `run` trains (in one of the actor's threads) while `report`, `checkpoint` and
     `snapshot` are served by the others."""
 
-    def __init__(self, job_uuid: str, spec: TrainSpec, dataset_dir: str, shuffle: bool, train_on_input: bool,
+    def __init__(self, job_uuid: str, spec: TrainSpec, dataset_dir: str, train_on_input: bool,
                  scaling: dict[str, Any], history: int, data_cpus: float):
         self.job_uuid = job_uuid
         self.spec = spec
         self.dataset_dir = dataset_dir
-        self.shuffle = shuffle
         self.train_on_input = train_on_input
         self.scaling = scaling
         self.history = history
@@ -124,8 +124,6 @@ class TrainingRun:
         self.live.update(status="in_progress", started_at=time.time())
         try:
             rows = read_dataset(self.dataset_dir, self.data_cpus)
-            if self.shuffle:
-                rows = rows.random_shuffle(seed=self.spec.seed, num_cpus=self.data_cpus)
             tokens = rows.map_batches(Tokenize, fn_constructor_args=(self.spec.checkpoint_dir, self.spec.max_seq_len,
                                                                      self.train_on_input),
                                       batch_format="pyarrow", concurrency=1, num_cpus=self.data_cpus)

@@ -10,7 +10,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from providers.api.datasets import column_value
+
 IGNORE_INDEX = -100
+# Rows each worker shuffles at a time, in its own iterator: Ray Data's random_shuffle starts tasks
+# of a whole CPU, which a node whose CPUs the engine and the workers hold never grants.
+SHUFFLE_BUFFER_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class TrainSpec:
     dtype: str
     max_seq_len: int
     threads_per_worker: int
+    shuffle: bool = False
     seed: int = 0
 
     def as_config(self, sink: Any) -> dict[str, Any]:
@@ -39,14 +45,15 @@ class TrainSpec:
 
 def conversation(row: dict[str, Any]) -> list[dict[str, str]]:
     """A row as a conversation ending in the assistant turn to learn: `messages` (plus
-    `expected_answer` when the row has one), or `input_query` then `expected_answer`."""
+    `expected_answer` or `answer` when the row has one), or `input_query` (`question`) then the answer."""
+    answer = column_value(row, "expected_answer")
     if row.get("messages"):
         messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-        if row.get("expected_answer"):
-            messages.append({"role": "assistant", "content": str(row["expected_answer"])})
+        if answer is not None:
+            messages.append({"role": "assistant", "content": str(answer)})
     else:
-        messages = [{"role": "user", "content": str(row["input_query"])},
-                    {"role": "assistant", "content": str(row["expected_answer"])}]
+        messages = [{"role": "user", "content": str(column_value(row, "input_query"))},
+                    {"role": "assistant", "content": str(answer)}]
     if messages[-1]["role"] != "assistant":
         raise ValueError("a training row must end with an assistant message")
     return messages
@@ -111,7 +118,7 @@ def train_loop(config: dict[str, Any]) -> None:
     step = 0
     for epoch in range(spec.n_epochs):
         losses = []
-        for loss, tokens, seconds in _steps(model, optimizer, warmup, shard, spec, device):
+        for loss, tokens, seconds in _steps(model, optimizer, warmup, shard, spec, device, epoch):
             step += 1
             losses.append(loss)
             if rank == 0:
@@ -133,9 +140,9 @@ def _optimizer(spec: TrainSpec, params: list):
     return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
-def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device):
+def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device, epoch: int):
     """One epoch: yields (loss, trained tokens, seconds) per optimizer step, averaged and summed
-    over the worker group."""
+    over the worker group. A shuffled epoch draws its order from the seed and the epoch."""
     import torch
     import torch.distributed as dist
     import torch.nn.functional as F
@@ -144,7 +151,8 @@ def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device):
     loss_sum = torch.zeros(2, dtype=torch.float64)  # token-weighted loss, tokens
     started = time.perf_counter()
     steps = 0
-    for i, batch in enumerate(shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow")):
+    shuffle = {"local_shuffle_buffer_size": SHUFFLE_BUFFER_ROWS, "local_shuffle_seed": spec.seed + epoch} if spec.shuffle else {}
+    for i, batch in enumerate(shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow", **shuffle)):
         tokens, labels = _collate(batch, device)
         logits = model(tokens)
         # position i predicts token i + 1: shift the labels, not the (much larger) logits
