@@ -2,7 +2,6 @@
 tool that reads it: Serve, KubeRay, Ray's cluster launcher, Grafana."""
 
 import json
-import os
 import re
 from pathlib import Path
 
