@@ -1,19 +1,23 @@
 """Post-training jobs: the request is checked and the job recorded here (owned, in the `jobs`
 store); the training runs as a detached actor of the post-training provider. Each read of an
 unfinished job fetches the actor's live state and stores it, so status, progress and checkpoints
-survive restarts of the ingress, and a job whose actor vanished (the cluster restarted) ends failed."""
+survive restarts of the ingress, and a job whose actor vanished (the cluster restarted) ends failed.
+The replica that starts a job also follows it to its end, so that a finished LoRA job's adapter is a
+model (`fine_tuned_model`) as soon as it is done, whoever asks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from providers.access import Identity
-from providers.api.errors import InvalidRequestError, PermissionDeniedError
+from providers.api.errors import APIError, InvalidRequestError, PermissionDeniedError
+from providers.api.models import Model
 from providers.api.post_training import FINISHED, LoraFinetuningConfig, SupervisedFineTuneRequest
 from providers.storage.owned_records import OwnedRecords
 
@@ -21,7 +25,10 @@ if TYPE_CHECKING:
     from deployments.datasets import DatasetService
     from deployments.gateway import Gateway
 
+logger = logging.getLogger("ray.serve")
+
 LOST = "the job's training run is gone: the Ray cluster restarted while it ran"
+FOLLOW_PERIOD_S = 2.0
 _SUPPORTED_MODEL_TYPES = ("llama",)
 
 
@@ -31,6 +38,7 @@ class PostTrainingService:
         self.records = records
         self.provider_id = provider_id
         self.datasets = datasets
+        self._followed: set[asyncio.Task] = set()
 
     async def supervised_fine_tune(self, user: Identity | None, request: SupervisedFineTuneRequest) -> dict[str, Any]:
         job_uuid = request.job_uuid or f"ft-{uuid.uuid4().hex[:20]}"
@@ -51,7 +59,8 @@ class PostTrainingService:
         record = {"id": job_uuid, "job_uuid": job_uuid, "status": "scheduled", "scheduled_at": _now(),
                   "started_at": None, "completed_at": None, "model": request.model, "dataset_id": data.dataset_id,
                   "algorithm": algorithm.type if algorithm else "full", "resources_allocated": None,
-                  "progress": [], "checkpoints": [], "error": None}
+                  "progress": [], "checkpoints": [], "error": None, "fine_tuned_model": None,
+                  "owner": user.model_dump(mode="json") if user else None}
         if not await self.records.insert_new(self.records.row(record, user)):
             raise InvalidRequestError(f"job_uuid: a job '{job_uuid}' exists already", param="job_uuid")
         try:
@@ -61,7 +70,19 @@ class PostTrainingService:
             await self._store({**record, "status": "failed", "completed_at": _now(), "error": f"could not start: {exc}"})
             raise
         await self._store({**record, "resources_allocated": resources})
+        follower = asyncio.create_task(self._follow(job_uuid))
+        self._followed.add(follower)
+        follower.add_done_callback(self._followed.discard)
         return {"job_uuid": job_uuid}
+
+    async def _follow(self, job_uuid: str) -> None:
+        """Refresh the job until it ends, so its end (and its model) is stored without a read."""
+        while (record := await self.records.load(job_uuid)) is not None and record["status"] not in FINISHED:
+            await asyncio.sleep(FOLLOW_PERIOD_S)
+            try:
+                await self._fresh(record)
+            except Exception:  # the provider is restarting: the next round, or the next read, tries again
+                logger.warning("post-training job %s: could not refresh its state", job_uuid, exc_info=True)
 
     async def status(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
         return _public(await self._fresh(await self.records.get(user, job_uuid)))
@@ -95,10 +116,36 @@ class PostTrainingService:
             record = {**record, "status": live["status"], "progress": live["progress"], "error": live["error"],
                       "checkpoints": live["checkpoints"], "started_at": _iso(live["started_at"]),
                       "completed_at": _iso(live["completed_at"])}
+        if record["status"] == "completed":
+            record["fine_tuned_model"] = await self._register_fine_tuned(record)
         await self._store(record)
         if record["status"] in FINISHED and live is not None:
             await self.gateway.call(self.provider_id, "release", record["job_uuid"])
         return record
+
+    async def _register_fine_tuned(self, record: dict[str, Any]) -> str | None:
+        """The LoRA job's last adapter as the model `ft:<base>:<job_uuid>` of the engine that serves its
+        base, owned by the job's owner; None for a full fine-tune, or an adapter that engine does not
+        serve (its `adapters_dir` is not the provider's `artifacts_dir`)."""
+        if record["algorithm"] != "LoRA" or not record["checkpoints"]:
+            return None
+        adapter = f"{record['job_uuid']}/epoch_{record['checkpoints'][-1]['epoch']}"
+        try:
+            base = await self.gateway.models.get(record["model"])
+            served = await self.gateway.call(base.provider_id, "list_models")
+        except APIError as exc:
+            logger.warning("post-training job %s: no model for its adapter: %s", record["job_uuid"], exc.message)
+            return None
+        match = next((m for m in served if m.provider_model_id == adapter), None)
+        if match is None:
+            logger.warning("post-training job %s: provider '%s' does not serve its adapter '%s'",
+                           record["job_uuid"], base.provider_id, adapter)
+            return None
+        owner = Identity.model_validate(record["owner"]) if record.get("owner") else None
+        model = Model(identifier=f"ft:{record['model']}:{record['job_uuid']}", provider_id=base.provider_id,
+                      provider_resource_id=adapter, model_type="llm", metadata=match.metadata, owner=owner)
+        await self.gateway.models.register(model, replace=True)
+        return model.identifier
 
     async def _store(self, record: dict[str, Any]) -> None:
         await self.records.replace(record["id"], record)
@@ -147,7 +194,8 @@ def _tied(checkpoint_dir: str) -> bool:
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    """The status response: Llama Stack's fields, plus per-step `progress` and the failure's `error`."""
+    """The status response: Llama Stack's fields, plus per-step `progress`, the failure's `error` and
+    OpenAI's `fine_tuned_model`."""
     checkpoints = [{
         "identifier": f"{record['job_uuid']}/epoch_{c['epoch']}",
         "created_at": _iso(c["created_at"]),
@@ -158,7 +206,8 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
             "epoch": c["epoch"], "train_loss": c["train_loss"], "validation_loss": None, "perplexity": None},
     } for c in record["checkpoints"]]
     return {key: record[key] for key in ("job_uuid", "status", "scheduled_at", "started_at", "completed_at",
-                                         "resources_allocated", "progress", "error")} | {"checkpoints": checkpoints}
+                                         "resources_allocated", "progress", "error")} | {
+        "checkpoints": checkpoints, "fine_tuned_model": record.get("fine_tuned_model")}
 
 
 def _now() -> str:

@@ -133,6 +133,12 @@ class OwnedRecords:
                                .values(record=json.dumps(record), **filters))
         return record
 
+    async def load(self, record_id: str) -> dict[str, Any] | None:
+        """The stored record, or None (no access check: for the service that owns the row)."""
+        async with self.engine.connect() as conn:
+            record = (await conn.execute(select(self.table.c.record).where(self.table.c.id == record_id))).scalar()
+        return None if record is None else json.loads(record)
+
     async def replace(self, record_id: str, record: dict[str, Any]) -> None:
         """Store `record` as the row's record (no access check: for the service that owns the row)."""
         async with self.engine.begin() as conn:
