@@ -5,9 +5,12 @@ built; a value the user already exported wins. HAProxy mode binds 0.0.0.0: its c
 socket go under a per-user runtime folder instead of the shared /tmp/haproxy-serve.
 """
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 FAST_SERVE_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -16,14 +19,47 @@ FAST_SERVE_ENV = {
 }
 
 
+def haproxy_folder() -> Path:
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"raystack-haproxy-{os.getuid()}"
+
+
 def apply_fast_serve_defaults() -> None:
     if os.environ.get("RAYSTACK_SERVE_DEFAULTS") == "1":
         return
     for name, value in FAST_SERVE_ENV.items():
         os.environ.setdefault(name, value)
     if os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1":
-        base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"raystack-haproxy-{os.getuid()}"
+        base = haproxy_folder()
         os.environ.setdefault("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", str(base / "haproxy.cfg"))
         os.environ.setdefault("RAY_SERVE_HAPROXY_SOCKET_PATH", str(base / "admin.sock"))
         os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(base))
         os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", str(base / "server-state"))
+        end_stale_haproxy(base)
+
+
+def end_stale_haproxy(base: Path) -> list[int]:
+    """End the HAProxy processes of our runtime folder whose Ray actor is gone: a `serve run` killed
+    with SIGKILL leaves them behind (outside its process group, so `ray stop --force` misses them),
+    holding the ports the next start needs. Returns their pids."""
+    import psutil
+
+    stale = []
+    for proc in psutil.process_iter(["ppid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if not cmdline or os.path.basename(cmdline[0]) != "haproxy":
+            continue
+        if not any(arg.startswith(f"{base}{os.sep}") for arg in cmdline):
+            continue
+        try:
+            parent = psutil.Process(proc.info["ppid"]).cmdline()
+        except psutil.Error:
+            parent = []
+        if not (parent and parent[0].startswith("ray::")):  # its HAProxyManager actor is gone
+            stale.append(proc)
+    for proc in stale:
+        logger.warning("ending HAProxy (pid %d) left by a Ray Serve that was killed: it holds the ports", proc.pid)
+        proc.terminate()
+    _, alive = psutil.wait_procs(stale, timeout=5)
+    for proc in alive:
+        proc.kill()
+    return [proc.pid for proc in stale]
