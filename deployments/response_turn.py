@@ -58,6 +58,7 @@ class Turn:
         self.tool_calls = 0
         self.tool_choice = chat_tool_choice(request.tool_choice)
         self.status = "in_progress"
+        self.completed_at: int | None = None
         self.incomplete_details: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
 
@@ -69,23 +70,42 @@ class Turn:
         tools = [t.public() for t in request.tools]
         return {
             "id": self.response_id, "object": "response", "created_at": self.created_at, "status": self.status,
+            "completed_at": self.completed_at,
             "model": request.model, "output": list(self.output), "instructions": request.instructions,
             "previous_response_id": request.previous_response_id,
             "conversation": {"id": self.conversation_id} if self.conversation_id else None,
-            "tools": tools, "tool_choice": request.tool_choice or "auto",
+            "tools": tools, "tool_choice": request.tool_choice or "auto", "truncation": request.truncation or "disabled",
             "parallel_tool_calls": request.parallel_tool_calls is not False, "max_tool_calls": request.max_tool_calls,
-            "max_output_tokens": request.max_output_tokens, "temperature": request.temperature, "top_p": request.top_p,
+            "max_output_tokens": request.max_output_tokens, **sampling_fields(request),
             "text": request.text.model_dump(exclude_none=True) if request.text else {"format": {"type": "text"}},
+            "reasoning": request.reasoning.model_dump(exclude_none=True) if request.reasoning else None,
+            "user": request.user, "background": False, "service_tier": "default",
+            "safety_identifier": request.safety_identifier, "prompt_cache_key": request.prompt_cache_key,
             "metadata": request.metadata or {}, "store": request.store, "usage": usage, "error": self.error,
             "incomplete_details": self.incomplete_details,
             "prompt": request.prompt.model_dump() if request.prompt else None,
         }
+
+    def end(self, status: str) -> None:
+        self.status = status
+        if status == "completed":
+            self.completed_at = int(time.time())
 
     def visible(self) -> dict[str, Any]:
         return shown(self.response(), self.request.include)
 
     def tools_left(self) -> bool:
         return self.request.max_tool_calls is None or self.tool_calls < self.request.max_tool_calls
+
+
+# OpenAI's defaults for what a request leaves unset: the response states them, as the spec requires.
+SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+                     "top_logprobs": 0}
+
+
+def sampling_fields(request: CreateResponseRequest) -> dict[str, Any]:
+    return {name: default if getattr(request, name) is None else getattr(request, name)
+            for name, default in SAMPLING_DEFAULTS.items()}
 
 
 def new_id(prefix: str) -> str:

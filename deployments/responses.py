@@ -111,6 +111,7 @@ class ResponseService:
         body = {
             "model": request.model, "messages": turn.messages, "stream": stream or None,
             "max_tokens": request.max_output_tokens, "temperature": request.temperature, "top_p": request.top_p,
+            "presence_penalty": request.presence_penalty, "frequency_penalty": request.frequency_penalty,
             "response_format": chat_response_format(request.text), "store": False,
         }
         chat_tools = tools.chat_tools()
@@ -127,7 +128,7 @@ class ResponseService:
         refusal = await self._refusal(turn, [item_text(i.get("content")) for i in turn.new_items if i["type"] == "message"])
         if refusal is not None:  # a blocked input ends the turn with a refusal
             await add_message(turn, refusal_item(refusal), emit)
-            turn.status = "completed"
+            turn.end("completed")
             return
         tools = TurnTools(turn, await self.tools.list_mcp_tools(turn, emit))
         await self.tools.run_approved(turn, emit)
@@ -144,7 +145,8 @@ class ResponseService:
             turn.usage["output_tokens"] += usage.get("completion_tokens", 0)
             choice = completion["choices"][0]
             if choice.get("finish_reason") == "length":
-                turn.status, turn.incomplete_details = "incomplete", {"reason": "max_output_tokens"}
+                turn.end("incomplete")
+                turn.incomplete_details = {"reason": "max_output_tokens"}
                 return
             calls = choice["message"].get("tool_calls") or []
             if turn.request.parallel_tool_calls is False:
@@ -155,7 +157,7 @@ class ResponseService:
             if any(waiting):  # the caller runs its functions or approves, then continues the turn
                 break
             turn.tool_choice = "auto"  # a named or required choice applies to the first call
-        turn.status = "completed"
+        turn.end("completed")
 
     async def _dispatch(self, user: Identity | None, turn: Turn, tools: TurnTools, call: dict[str, Any],
                         emit: Emit) -> bool:

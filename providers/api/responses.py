@@ -118,6 +118,14 @@ class PromptReference(WireModel):
     variables: dict[str, str] = {}
 
 
+class Reasoning(WireModel):
+    """Accepted and echoed; the served models do not reason."""
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
 class TextConfig(WireModel):
     format: dict[str, Any] | None = None
     verbosity: str | None = None
@@ -137,6 +145,15 @@ class CreateResponseRequest(WireModel):
     max_output_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    reasoning: Reasoning | None = None
+    background: Literal[False] | None = Field(default=None, description="background responses are not served yet")
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    safety_identifier: str | None = Field(default=None, max_length=64)
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
+    prompt_cache_retention: Literal["in-memory", "24h"] | None = None
     text: TextConfig | None = None
     include: list[Literal[INCLUDABLE]] | None = None  # type: ignore[valid-type]
     store: bool = True

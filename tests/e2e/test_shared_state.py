@@ -3,6 +3,7 @@ PostgreSQL + Redis: who sees which models and completions, what is stored, and w
 restart. Two ingress replicas share the state; the remote is a loopback OpenAI mock."""
 
 import asyncio
+import json
 import socket
 import sqlite3
 import threading
@@ -624,6 +625,55 @@ def test_responses_are_stored_and_owned(serve_session, users):
     alice.responses.delete(response.id)
     with pytest.raises(openai.NotFoundError):
         alice.responses.retrieve(response.id)
+
+
+# The fields the Open Responses specification requires of every response object (ResponseResource),
+# with the types a strict client checks: None where the spec allows null.
+NUMBER, TEXT, NULLABLE_TEXT = (int, float), str, (str, type(None))
+RESPONSE_FIELDS = {
+    "id": TEXT, "object": TEXT, "created_at": int, "completed_at": int, "status": TEXT,
+    "incomplete_details": type(None), "model": TEXT, "previous_response_id": NULLABLE_TEXT,
+    "instructions": NULLABLE_TEXT, "output": list, "error": type(None), "tools": list, "tool_choice": (str, dict),
+    "truncation": TEXT, "parallel_tool_calls": bool, "text": dict, "top_p": NUMBER, "presence_penalty": NUMBER,
+    "frequency_penalty": NUMBER, "top_logprobs": int, "temperature": NUMBER, "reasoning": (dict, type(None)),
+    "user": NULLABLE_TEXT, "usage": dict, "max_output_tokens": (int, type(None)), "max_tool_calls": (int, type(None)),
+    "store": bool, "background": bool, "service_tier": TEXT, "metadata": dict, "safety_identifier": NULLABLE_TEXT,
+    "prompt_cache_key": NULLABLE_TEXT,
+}
+
+
+def assert_complete_response(response: dict, completed: bool = True):
+    missing = sorted(set(RESPONSE_FIELDS) - set(response))
+    assert not missing, f"missing {missing}"
+    for name, kind in RESPONSE_FIELDS.items():
+        if name == "completed_at" and not completed:
+            assert response[name] is None
+        else:
+            assert isinstance(response[name], kind), (name, response[name])
+    assert response["truncation"] in ("auto", "disabled") and not response["background"]
+
+
+def test_every_response_object_has_the_fields_the_open_responses_spec_requires(serve_session):
+    with as_http(serve_session, "alice") as http:
+        body = {"model": "shared", "input": "Who keeps answers?", "temperature": 0.5, "prompt_cache_key": "k-1",
+                "safety_identifier": "user-7", "reasoning": {"effort": "low"}, "background": False}
+        created = http.post("/responses", json=body).json()
+        assert_complete_response(created)
+        assert (created["temperature"], created["top_p"], created["presence_penalty"]) == (0.5, 1.0, 0.0)
+        assert (created["prompt_cache_key"], created["safety_identifier"]) == ("k-1", "user-7")
+        assert created["completed_at"] >= created["created_at"]
+        assert_complete_response(http.get(f"/responses/{created['id']}").json())
+        listed = http.get("/responses", params={"limit": 100}).json()["data"]
+        assert_complete_response(next(r for r in listed if r["id"] == created["id"]))
+        with http.stream("POST", "/responses", json={"model": "shared", "input": "Who?", "stream": True}) as events:
+            embedded = [json.loads(line[6:])["response"] for line in events.iter_lines()
+                        if line.startswith("data: ") and '"response": {' in line]
+        assert len(embedded) == 3, "created, in_progress, completed"
+        for response in embedded[:2]:
+            assert_complete_response(response, completed=False)
+        assert_complete_response(embedded[-1])
+        refused = http.post("/responses", json={**body, "background": True})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "background"
 
 
 @pytest.mark.parametrize("stream", [False, True])
