@@ -3,6 +3,12 @@
 They must be in the environment of whatever starts Ray, so they are applied before the graph is
 built; a value the user already exported wins. HAProxy mode binds 0.0.0.0: its config and admin
 socket go under a per-user runtime folder instead of the shared /tmp/haproxy-serve.
+
+HAProxy outlives the Ray that started it when that Ray is killed or stopped (`kill -9` of `serve
+run`, `ray stop`), and holds the ports the next start needs. `serve run` of a graph ends such
+HAProxy processes itself; before `ray start`, run
+
+    python -m graphs.serve_env
 """
 
 import logging
@@ -37,10 +43,14 @@ def apply_fast_serve_defaults() -> None:
         end_stale_haproxy(base)
 
 
-def end_stale_haproxy(base: Path) -> list[int]:
-    """End the HAProxy processes of our runtime folder whose Ray actor is gone: a `serve run` killed
-    with SIGKILL leaves them behind (outside its process group, so `ray stop --force` misses them),
-    holding the ports the next start needs. Returns their pids."""
+# Where Serve keeps HAProxy's files unless the RAY_SERVE_HAPROXY_* variables move them.
+SERVE_HAPROXY_FOLDER = Path("/tmp/haproxy-serve")
+
+
+def end_stale_haproxy(*folders: Path) -> list[int]:
+    """End the HAProxy processes whose config lies under `folders` and whose Ray actor is gone: they
+    run outside the process group of what started them, so neither a SIGKILL of `serve run` nor
+    `ray stop --force` ends them. Returns their pids."""
     import psutil
 
     stale = []
@@ -48,7 +58,7 @@ def end_stale_haproxy(base: Path) -> list[int]:
         cmdline = proc.info["cmdline"] or []
         if not cmdline or os.path.basename(cmdline[0]) != "haproxy":
             continue
-        if not any(arg.startswith(f"{base}{os.sep}") for arg in cmdline):
+        if not any(arg.startswith(f"{folder}{os.sep}") for arg in cmdline for folder in folders):
             continue
         try:
             parent = psutil.Process(proc.info["ppid"]).cmdline()
@@ -57,9 +67,14 @@ def end_stale_haproxy(base: Path) -> list[int]:
         if not (parent and parent[0].startswith("ray::")):  # its HAProxyManager actor is gone
             stale.append(proc)
     for proc in stale:
-        logger.warning("ending HAProxy (pid %d) left by a Ray Serve that was killed: it holds the ports", proc.pid)
+        logger.warning("ending HAProxy (pid %d): the Ray that started it is gone, and it holds the ports", proc.pid)
         proc.terminate()
     _, alive = psutil.wait_procs(stale, timeout=5)
     for proc in alive:
         proc.kill()
     return [proc.pid for proc in stale]
+
+
+if __name__ == "__main__":
+    ended = end_stale_haproxy(haproxy_folder(), SERVE_HAPROXY_FOLDER)
+    print(f"ended stale HAProxy processes: {ended}" if ended else "no stale HAProxy process")
