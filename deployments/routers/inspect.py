@@ -4,6 +4,7 @@ import asyncio
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from deployments.gateway import ProviderRoute
@@ -20,8 +21,17 @@ _ROUTE_APIS = {"Inference": "inference", "Models": "inference", "Files": "files"
                "Responses": "agents", "Datasets": "datasetio", "Post training": "post_training"}
 
 
+HEALTH_TIMEOUT_S = 2.0
+
+
 @router.get("/health")
-async def health():
+async def health(gateway: GatewayDep):
+    """OK while this replica can read its routing table (the metadata store); a 503 otherwise."""
+    try:
+        await asyncio.wait_for(gateway.models.check(), HEALTH_TIMEOUT_S)
+    except Exception as exc:  # the store is down or stalled: this replica cannot route
+        return JSONResponse({"status": "Error", "message": f"the metadata store does not answer: {type(exc).__name__}"},
+                            status_code=503)
     return {"status": "OK"}
 
 

@@ -32,6 +32,10 @@ class ModelRegistry:
             return await self._reload()
         return self._cache
 
+    async def check(self) -> None:
+        """Raises unless the store answers a read."""
+        await self.store.get(_PREFIX)
+
     async def list(self) -> list[Model]:
         return sorted((await self._reload()).values(), key=lambda m: m.identifier)
 
