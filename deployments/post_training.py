@@ -77,11 +77,14 @@ class PostTrainingService:
 
     async def _follow(self, job_uuid: str) -> None:
         """Refresh the job until it ends, so its end (and its model) is stored without a read."""
-        while (record := await self.records.load(job_uuid)) is not None and record["status"] not in FINISHED:
+        while True:
             await asyncio.sleep(FOLLOW_PERIOD_S)
             try:
+                record = await self.records.load(job_uuid)  # as stored now: a cancel elsewhere is seen
+                if record is None or record["status"] in FINISHED:
+                    return
                 await self._fresh(record)
-            except Exception:  # the provider is restarting: the next round, or the next read, tries again
+            except Exception:  # the store or the provider is restarting: the next round, or a read, tries again
                 logger.warning("post-training job %s: could not refresh its state", job_uuid, exc_info=True)
 
     async def status(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
