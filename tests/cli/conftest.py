@@ -4,7 +4,8 @@ test starts the session's Ray (tests/conftest.py), and each leaves no Ray behind
 
 import pytest
 
-from graphs.serve_env import SERVE_HAPROXY_FOLDER, end_stale_haproxy, haproxy_folder
+from graphs.leftovers import end_stale_processes
+from graphs.serve_env import haproxy_folders
 from tests.cli.processes import Command, port_is_free, ray_processes, user_env
 from tests.fake_tavily import start_fake_tavily
 
@@ -14,8 +15,8 @@ REGATTA = {"title": "Harbour regatta 2026 results", "url": "https://regatta.exam
 
 
 def assert_nothing_running() -> None:
-    """No Ray on this machine, once the HAProxy a gone Ray left is ended (`python -m graphs.serve_env`)."""
-    end_stale_haproxy(haproxy_folder(), SERVE_HAPROXY_FOLDER)
+    """No Ray on this machine, once what a gone Ray left running is ended (`python -m cluster clean`)."""
+    end_stale_processes(haproxy_folders())
     assert not ray_processes(), "another Ray runs on this machine: " + "; ".join(ray_processes())
     assert port_is_free(8000), "port 8000, where `serve run` and the serve configs listen, is taken"
 

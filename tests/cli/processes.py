@@ -82,12 +82,13 @@ class Command:
 
 
 def ray_processes() -> list[str]:
-    """What is left of any Ray on this machine: its daemons, its workers and actors, HAProxy."""
+    """What is left of any Ray on this machine: its daemons, HAProxy, and every process a raylet
+    started, its workers and actors and what they started in turn (vLLM's engines)."""
     left = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
+    for proc in psutil.process_iter(["name", "cmdline", "environ"]):
         cmdline = proc.info["cmdline"] or []
-        name = proc.info["name"] or ""
-        if name in ("raylet", "gcs_server", "haproxy") or (cmdline and cmdline[0].startswith("ray::")):
+        started_by_ray = "RAY_RAYLET_PID" in (proc.info["environ"] or {})
+        if proc.info["name"] in ("raylet", "gcs_server", "haproxy") or started_by_ray:
             left.append(f"{proc.pid} {' '.join(cmdline)[:160]}")
     return left
 

@@ -60,9 +60,14 @@ class Head:
         raise AssertionError(f"not RUNNING after {timeout_s} s: {json.dumps(status, indent=1)[-4000:]}")
 
     def stop(self) -> None:
-        """`ray stop`, then the command the README gives for the HAProxy it leaves holding the ports."""
-        subprocess.run(["ray", "stop", "--force"], env=self.env, capture_output=True, timeout=120)
-        run("python", "-m", "graphs.serve_env", env=self.env)
+        """As the README says: `serve shutdown` (the replicas stop their engines), `ray stop`, then
+        `python -m cluster clean` for the HAProxy that `ray stop` leaves holding the ports."""
+        subprocess.run(["serve", "shutdown", "-y", f"--address={self.address}"], env=self.env, capture_output=True,
+                       timeout=180)
+        subprocess.run(["ray", "stop"], env=self.env, capture_output=True, timeout=120)
+        ended = run("python", "-m", "cluster", "clean", env=self.env).stdout.splitlines()
+        print("ended after ray stop:", ended)
+        assert all("haproxy" in line for line in ended if line[0].isdigit()), "only HAProxy outlives ray stop"
         wait_for_nothing_left()
 
 

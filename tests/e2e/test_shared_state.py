@@ -212,8 +212,8 @@ def test_bad_list_parameters_are_400_naming_them(http, query, param):
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/vector_stores"])
 def test_a_page_size_over_the_most_a_page_holds_is_capped_not_refused(http, users, path):
-    for _ in range(3):
-        ask(users["alice"])
+    for completion in [ask(users["alice"]) for _ in range(3)]:
+        stored(users["alice"], completion.id)  # written behind the answer: both pages below see the same records
     headers = {"Authorization": "Bearer tok-alice"}
     large = http.get(path, params={"limit": 1000}, headers=headers)
     assert large.status_code == 200, large.text
