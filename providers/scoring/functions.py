@@ -107,6 +107,7 @@ def resolve(functions: dict[str, dict[str, Any] | None], where: str) -> dict[str
 
 async def score(fn_id: str, params: ScoringParams, rows: list[dict[str, Any]], judge: Judge | None = None) -> dict[str, Any]:
     """{"score_rows": [{"score": ...}, ...], "aggregated_results": {...}} over `rows`."""
+    rows = [canonical_row(row) for row in rows]
     if fn_id == "llm-as-judge::base":
         score_rows = list(await asyncio.gather(*(_judge(params, row, judge) for row in rows)))
     else:
@@ -140,7 +141,7 @@ async def _judge(params: LLMAsJudgeParams, row: dict[str, Any], judge: Judge | N
 
 
 def _text(row: dict[str, Any], column: str) -> str:
-    value = canonical_row(row).get(column)
+    value = row.get(column)
     if value is None:
         raise InvalidRequestError(f"input_rows: a row needs '{column}' to be scored", param="input_rows")
     return str(value)
