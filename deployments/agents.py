@@ -15,9 +15,9 @@ import re
 from typing import Any, AsyncIterator
 
 from deployments.errors import as_api_error
-from deployments.graph_services import open_gateway
+from deployments.services.wiring import open_gateway
 from deployments.metrics import ProviderMetrics, sample_queue_depths
-from deployments.provider import batched
+from deployments.provider_host import batched
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError
 from providers.api.responses import CreateResponseRequest

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 
 from deployments.agents import AgentsClient
 from deployments.errors import install_error_handlers
-from deployments.gateway import Gateway
-from deployments.graph_services import open_gateway
+from deployments.services.gateway import Gateway
+from deployments.services.wiring import open_gateway
 from deployments.metrics import RequestMetrics, sample_queue_depths
-from deployments.routers import (conversations, datasets, eval, files, inference, inspect, models, post_training,
+from deployments.routes import (conversations, datasets, eval, files, inference, inspect, models, post_training,
                                  prompts, responses, safety, scoring, stored_completions, tools, vector_stores)
-from providers.auth.authenticators import build_authenticator
+from providers.access.authenticators import build_authenticator
 from providers.run_config import RunConfig
 from providers.storage import Storage
 from providers.storage.inference_store import InferenceStore

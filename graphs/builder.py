@@ -15,7 +15,7 @@ from ray.serve import Application
 
 from deployments.agents import AgentsDeployment
 from deployments.ingress import INGRESS_DEFAULTS, Ingress
-from deployments.provider import ModelRoute, ProviderDeployment
+from deployments.provider_host import ModelRoute, ProviderDeployment
 from graphs.serve_env import apply_fast_serve_defaults
 from providers.registry import get_spec
 from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies

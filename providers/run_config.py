@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from providers.access.policy import AccessRule
-from providers.auth.config import AuthConfig, AuthProvider
+from providers.access.auth_config import AuthConfig, AuthProvider
 
 
 class StrictModel(BaseModel):
@@ -213,7 +213,7 @@ class ServerConfig(StrictModel):
 
 
 class IngestionConfig(StrictModel):
-    """The Ray Data pipeline that ingests files into vector stores (providers/vector_stores/pipeline.py):
+    """The Ray Data pipeline that ingests files into vector stores (deployments/services/ingestion_pipeline.py):
     chunks per embedding call, tasks per stage, the CPUs each task reserves (they mostly wait on the
     embedding deployment), and how often replicas look for files a stopped replica left in progress."""
 
@@ -234,7 +234,7 @@ class VectorStoresConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    """The Ray Data pipeline that generates an evaluation's answers (providers/eval/pipeline.py): rows
+    """The Ray Data pipeline that generates an evaluation's answers (deployments/services/eval_generation.py): rows
     per task (sent to the model at once), tasks at a time, and the CPUs each task reserves (it waits
     on the inference deployment)."""
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from providers.api.errors import AuthenticationError, ServiceUnavailableError
-from providers.auth.authenticators import build_authenticator
-from providers.auth.config import AuthConfig
+from providers.access.authenticators import build_authenticator
+from providers.access.auth_config import AuthConfig
 from tests.conftest import free_port
 
 REQUEST = {"method": "GET", "path": "/v1/models", "headers": {}}

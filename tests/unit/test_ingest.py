@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from providers.vector_stores.ingest import UnsupportedFile, chunk_words, extract_text
+from deployments.services.text_chunks import UnsupportedFile, chunk_words, extract_text
 from tests.pdf import text_pdf
 
 

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from providers.api.errors import InvalidRequestError, NotFoundError
 from providers.api.vector_io import Chunk, Filter
 from providers.inline.milvus import InlineMilvusConfig, create_provider
-from providers.inline.milvus.filters import expression
+from providers.remote.milvus.filters import expression
 
 DIM = 16
 DOCS = [

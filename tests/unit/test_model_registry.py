@@ -4,7 +4,7 @@ import pytest
 
 from providers.api.errors import ConflictError, NotFoundError
 from providers.api.models import Model
-from providers.resources.models import ModelRegistry
+from providers.storage.model_registry import ModelRegistry
 from providers.storage import Storage
 from tests.unit.test_kvstore import storage_for
 

@@ -2,7 +2,7 @@
 
 import json
 
-from deployments.recording import StreamedCompletion
+from deployments.services.recording import StreamedCompletion
 
 
 def sse(*chunks) -> str:

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from deployments.response_turn import shown
+from deployments.services.response_turn import shown
 from providers.api.errors import InvalidRequestError
 from providers.api.responses import (CreateResponseRequest, MCPTool, TextConfig, chat_messages, chat_response_format,
                                      chat_tool_choice)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from deployments.datasets import check_rows
+from deployments.services.datasets import check_rows
 from providers.api.errors import InvalidRequestError
-from providers.scoring.functions import aggregate, resolve, score
+from deployments.services.scoring_functions import aggregate, resolve, score
 
 ROWS = [
     {"input_query": "Capital of France?", "expected_answer": "Paris", "generated_answer": "Paris"},

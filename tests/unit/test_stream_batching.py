@@ -2,7 +2,7 @@
 
 import asyncio
 
-from deployments.provider import batched
+from deployments.provider_host import batched
 
 
 async def chunks_at(delays):

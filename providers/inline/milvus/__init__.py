@@ -5,6 +5,6 @@ from providers.inline.milvus.config import InlineMilvusConfig, RemoteMilvusConfi
 
 
 def create_provider(config: InlineMilvusConfig | RemoteMilvusConfig):
-    from providers.inline.milvus.vector_io import MilvusVectorIO
+    from providers.remote.milvus.vector_io import MilvusVectorIO
 
     return MilvusVectorIO(config)

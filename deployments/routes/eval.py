@@ -1,0 +1,62 @@
+"""/v1alpha/eval: benchmarks, evaluation jobs, their status and results."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from deployments.services.eval import EvalService
+from deployments.routes import UserDep, service_of
+from providers.api.eval import EvaluateRowsRequest, RegisterBenchmarkRequest, RunEvalRequest
+
+router = APIRouter(prefix="/v1alpha/eval/benchmarks", tags=["Eval"])
+
+
+EvalDep = Annotated[EvalService, Depends(service_of("eval", "no eval: the run config needs 'eval' under apis, a datasetio provider and a 'jobs' store"))]
+
+
+@router.post("")
+async def register_benchmark(request: RegisterBenchmarkRequest, evals: EvalDep, user: UserDep):
+    return (await evals.register(user, request)).public()
+
+
+@router.get("")
+async def list_benchmarks(evals: EvalDep, user: UserDep):
+    return {"data": [b.public() for b in await evals.benchmarks.list(user)]}
+
+
+@router.get("/{benchmark_id}")
+async def get_benchmark(benchmark_id: str, evals: EvalDep, user: UserDep):
+    return (await evals.benchmarks.get(user, benchmark_id)).public()
+
+
+@router.delete("/{benchmark_id}", status_code=204)
+async def unregister_benchmark(benchmark_id: str, evals: EvalDep, user: UserDep):
+    await evals.unregister(user, benchmark_id)
+    return Response(status_code=204)
+
+
+@router.post("/{benchmark_id}/jobs")
+async def run_eval(benchmark_id: str, request: RunEvalRequest, evals: EvalDep, user: UserDep):
+    return await evals.run(user, benchmark_id, request.benchmark_config)
+
+
+@router.get("/{benchmark_id}/jobs/{job_id}")
+async def job_status(benchmark_id: str, job_id: str, evals: EvalDep, user: UserDep):
+    return await evals.status(user, benchmark_id, job_id)
+
+
+@router.delete("/{benchmark_id}/jobs/{job_id}", status_code=204)
+async def job_cancel(benchmark_id: str, job_id: str, evals: EvalDep, user: UserDep):
+    await evals.cancel(user, benchmark_id, job_id)
+    return Response(status_code=204)
+
+
+@router.get("/{benchmark_id}/jobs/{job_id}/result")
+async def job_result(benchmark_id: str, job_id: str, evals: EvalDep, user: UserDep):
+    return await evals.result(user, benchmark_id, job_id)
+
+
+@router.post("/{benchmark_id}/evaluations")
+async def evaluate_rows(benchmark_id: str, request: EvaluateRowsRequest, evals: EvalDep, user: UserDep):
+    return await evals.evaluate_rows(user, benchmark_id, request)

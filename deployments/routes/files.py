@@ -1,0 +1,56 @@
+"""POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from deployments.services.files import FileService
+from deployments.routes import UserDep, service_of
+from providers.api.errors import InvalidRequestError, PayloadTooLargeError
+from providers.api.files import PURPOSES
+
+router = APIRouter(prefix="/v1/files", tags=["Files"])
+
+# Multipart framing around the file: a request this much over the limit cannot fit.
+_MULTIPART_SLACK = 64 * 1024
+
+
+FilesDep = Annotated[FileService, Depends(service_of("files", "no files provider: the run config has no provider under providers.files"))]
+
+
+@router.post("")
+async def upload_file(request: Request, files: FilesDep, user: UserDep,
+                      file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]):
+    if purpose not in PURPOSES:
+        raise InvalidRequestError(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")
+    too_large = PayloadTooLargeError(f"file is larger than the {files.max_bytes} bytes allowed", param="file")
+    if int(request.headers.get("content-length") or 0) > files.max_bytes + _MULTIPART_SLACK:
+        raise too_large
+    data = await file.read(files.max_bytes + 1)
+    if len(data) > files.max_bytes:
+        raise too_large
+    return await files.upload(user, file.filename or "upload", purpose, data)
+
+
+@router.get("")
+async def list_files(files: FilesDep, user: UserDep, after: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+                     order: Literal["asc", "desc"] = "desc", purpose: str | None = None):
+    return await files.records.list(user, after=after, limit=limit, order=order, purpose=purpose)
+
+
+@router.get("/{file_id}")
+async def get_file(file_id: str, files: FilesDep, user: UserDep):
+    return await files.records.get(user, file_id)
+
+
+@router.get("/{file_id}/content")
+async def get_file_content(file_id: str, files: FilesDep, user: UserDep):
+    return Response(await files.content(user, file_id), media_type="application/octet-stream")
+
+
+@router.delete("/{file_id}")
+async def delete_file(file_id: str, files: FilesDep, user: UserDep):
+    await files.delete(user, file_id)
+    return {"id": file_id, "object": "file", "deleted": True}

@@ -1,0 +1,92 @@
+"""POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+
+import json
+from typing import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from deployments.errors import api_error_response, as_api_error
+from deployments.services.gateway import Gateway
+from deployments.services.recording import CompletionRecording
+from deployments.routes import GatewayDep, UserDep
+from providers.access import Identity
+from providers.api.errors import InvalidRequestError
+from providers.api.inference import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+
+router = APIRouter(prefix="/v1", tags=["Inference"])
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: ChatCompletionRequest, gateway: GatewayDep,
+                           user: UserDep):
+    recording = None
+    if gateway.inference_store is not None and request.store is not False:
+        recording = CompletionRecording(gateway.inference_store, request, user)
+    return await _run(gateway, user, request, "chat_completion", "llm", recording)
+
+
+@router.post("/completions")
+async def completions(request: CompletionRequest, gateway: GatewayDep,
+                      user: UserDep):
+    return await _run(gateway, user, request, "completion", "llm")
+
+
+@router.post("/embeddings")
+async def embeddings(request: EmbeddingRequest, gateway: GatewayDep,
+                     user: UserDep):
+    return await _run(gateway, user, request, "embeddings", "embedding")
+
+
+async def _run(gateway: Gateway, user: Identity | None, request, method: str, model_type: str,
+               recording: CompletionRecording | None = None) -> Response:
+    model = await gateway.model_for(user, request.model)
+    if model.model_type != model_type:
+        raise InvalidRequestError(
+            f"model '{model.identifier}' is an {model.model_type} model; {method} needs an {model_type} model",
+            param="model",
+        )
+    args = (method, request, model.provider_resource_id)
+    if getattr(request, "stream", False):
+        return await _event_stream(gateway.stream(model.provider_id, *args), recording)
+    result = await gateway.call(model.provider_id, *args)
+    if recording is not None:
+        await recording.save(result if isinstance(result, dict) else result.model_dump(exclude_unset=True))
+    if isinstance(result, dict):
+        return JSONResponse(result)
+    return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
+
+
+async def _event_stream(stream: AsyncIterator[str], recording: CompletionRecording | None) -> Response:
+    """SSE from the provider's stream. An error before the first chunk is a normal error
+    response; one after it becomes an `error` event, and the stream ends with [DONE].
+    A recorded stream is stored when it ends, however it ends."""
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = ""
+    except Exception as exc:
+        return api_error_response(as_api_error(exc))
+
+    async def events():
+        incomplete_reason = "client_disconnected"
+        try:
+            yield first
+            if recording is not None:
+                recording.feed(first)
+            async for text in stream:
+                yield text
+                if recording is not None:
+                    recording.feed(text)
+            incomplete_reason = None
+        except Exception as exc:
+            incomplete_reason = "error"
+            yield f"data: {json.dumps(as_api_error(exc).body())}\n\n"
+        finally:
+            if incomplete_reason == "client_disconnected":
+                stream.cancel()
+            if recording is not None:
+                recording.finish_stream(incomplete_reason)
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,41 @@
+"""/v1alpha/post-training: supervised fine-tuning jobs, their status, artifacts and cancellation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from deployments.services.post_training import PostTrainingService
+from deployments.routes import UserDep, service_of
+from providers.api.post_training import CancelTrainingJobRequest, SupervisedFineTuneRequest
+
+router = APIRouter(prefix="/v1alpha/post-training", tags=["Post training"])
+
+
+PostTrainingDep = Annotated[PostTrainingService, Depends(service_of("post_training", "no post-training: the run config needs a provider under providers.post_training"))]
+JobUUID = Annotated[str, Query(min_length=1)]
+
+
+@router.post("/supervised-fine-tune")
+async def supervised_fine_tune(request: SupervisedFineTuneRequest, post_training: PostTrainingDep, user: UserDep):
+    return await post_training.supervised_fine_tune(user, request)
+
+
+@router.get("/jobs")
+async def list_jobs(post_training: PostTrainingDep, user: UserDep):
+    return await post_training.list(user)
+
+
+@router.get("/job/status")
+async def job_status(job_uuid: JobUUID, post_training: PostTrainingDep, user: UserDep):
+    return await post_training.status(user, job_uuid)
+
+
+@router.get("/job/artifacts")
+async def job_artifacts(job_uuid: JobUUID, post_training: PostTrainingDep, user: UserDep):
+    return await post_training.artifacts(user, job_uuid)
+
+
+@router.post("/job/cancel")
+async def cancel_job(request: CancelTrainingJobRequest, post_training: PostTrainingDep, user: UserDep):
+    await post_training.cancel(user, request.job_uuid)
+    return None

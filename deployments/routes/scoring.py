@@ -1,0 +1,38 @@
+"""/v1/scoring-functions and /v1/scoring (also under /v1alpha): scoring given rows or a dataset."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from deployments.routes import UserDep, service_of
+from deployments.services.scoring import ScoringService
+from providers.api.eval import ScoreBatchRequest, ScoreRequest
+
+
+ScoringDep = Annotated[ScoringService, Depends(service_of("scoring", "no scoring: the run config needs 'scoring' under apis"))]
+
+
+def scoring_router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["Scoring"])
+
+    @router.get("/scoring-functions")
+    async def list_scoring_functions(scoring: ScoringDep, user: UserDep):
+        return {"data": [fn.model_dump() for fn in scoring.functions()]}
+
+    @router.get("/scoring-functions/{scoring_fn_id:path}")
+    async def get_scoring_function(scoring_fn_id: str, scoring: ScoringDep, user: UserDep):
+        return scoring.function(scoring_fn_id).model_dump()
+
+    @router.post("/scoring/score")
+    async def score(request: ScoreRequest, scoring: ScoringDep, user: UserDep):
+        functions = await scoring.checked(user, request.scoring_functions, "scoring_functions")
+        return {"results": await scoring.score(user, request.input_rows, functions)}
+
+    @router.post("/scoring/score-batch")
+    async def score_batch(request: ScoreBatchRequest, scoring: ScoringDep, user: UserDep):
+        return await scoring.score_batch(user, request.dataset_id, request.scoring_functions)
+
+    return router
+
+
+routers = [scoring_router("/v1"), scoring_router("/v1alpha")]

@@ -1,0 +1,50 @@
+"""GET /v1/chat/completions[/{id}[/messages]], DELETE /v1/chat/completions/{id}: the inference store."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+
+from deployments.routes import Limit, UserDep, service_of
+from providers.api.errors import InvalidRequestError
+from providers.storage.inference_store import InferenceStore
+
+router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
+
+Order = Literal["asc", "desc"]
+
+
+StoreDep = Annotated[InferenceStore, Depends(service_of("inference_store", "chat completions are not stored: the run config declares no 'inference' store"))]
+
+
+@router.get("")
+async def list_chat_completions(store: StoreDep, user: UserDep, after: str | None = None, limit: Limit = 20,
+                                model: str | None = None, order: Order = "asc"):
+    return await store.list(user, after=after, limit=limit, model=model, order=order)
+
+
+@router.get("/{completion_id}")
+async def get_chat_completion(completion_id: str, store: StoreDep, user: UserDep):
+    return await store.get(user, completion_id)
+
+
+@router.get("/{completion_id}/messages")
+async def list_chat_completion_messages(completion_id: str, store: StoreDep, user: UserDep, after: str | None = None,
+                                        limit: Limit = 20, order: Order = "asc"):
+    """The input messages, each with the id `<completion id>-<position>` (OpenAI's shape)."""
+    messages = [{"id": f"{completion_id}-{i}", **m} for i, m in enumerate((await store.get(user, completion_id))["input_messages"])]
+    if order == "desc":
+        messages.reverse()
+    ids = [m["id"] for m in messages]
+    if after is not None and after not in ids:
+        raise InvalidRequestError(f"no message '{after}' in chat completion '{completion_id}'", param="after")
+    start = ids.index(after) + 1 if after is not None else 0
+    page = messages[start:start + limit]
+    return {"object": "list", "data": page, "has_more": start + limit < len(messages),
+            "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
+
+
+@router.delete("/{completion_id}")
+async def delete_chat_completion(completion_id: str, store: StoreDep,
+                                 user: UserDep):
+    await store.delete(user, completion_id)
+    return {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}

@@ -1,0 +1,1 @@
+"""The per-API logic the ingress and the agents deployment run, over typed provider clients."""

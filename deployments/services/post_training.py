@@ -1,0 +1,223 @@
+"""Post-training jobs: the request is checked and the job recorded here (owned, in the `jobs`
+store); the training runs as a detached actor of the post-training provider. Each read of an
+unfinished job fetches the actor's live state and stores it, so status, progress and checkpoints
+survive restarts of the ingress, and a job whose actor vanished (the cluster restarted) ends failed.
+The replica that starts a job also follows it to its end, so that a finished LoRA job's adapter is a
+model (`fine_tuned_model`) as soon as it is done, whoever asks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from providers.access import Identity
+from providers.api.errors import APIError, InvalidRequestError, PermissionDeniedError
+from providers.api.models import Model
+from providers.api.post_training import FINISHED, LoraFinetuningConfig, SupervisedFineTuneRequest
+from providers.storage.owned_records import OwnedRecords
+
+if TYPE_CHECKING:
+    from deployments.services.datasets import DatasetService
+    from deployments.services.gateway import Gateway
+
+logger = logging.getLogger("ray.serve")
+
+LOST = "the job's training run is gone: the Ray cluster restarted while it ran"
+FOLLOW_PERIOD_S = 2.0
+_SUPPORTED_MODEL_TYPES = ("llama",)
+
+
+class PostTrainingService:
+    def __init__(self, gateway: Gateway, records: OwnedRecords, provider_id: str, datasets: DatasetService):
+        self.gateway = gateway
+        self.records = records
+        self.provider_id = provider_id
+        self.datasets = datasets
+        self._followed: set[asyncio.Task] = set()
+
+    async def supervised_fine_tune(self, user: Identity | None, request: SupervisedFineTuneRequest) -> dict[str, Any]:
+        job_uuid = request.job_uuid or f"ft-{uuid.uuid4().hex[:20]}"
+        if not self.records.policy.allows(user, "create", "post_training_job", job_uuid, user):
+            raise PermissionDeniedError("not allowed to start post-training jobs", param="job_uuid")
+        algorithm = request.algorithm_config
+        if algorithm is not None and not isinstance(algorithm, LoraFinetuningConfig):
+            raise InvalidRequestError(f"algorithm_config.type: '{algorithm.type}' is not supported (supported: LoRA, "
+                                      "or no algorithm_config for full fine-tuning)", param="algorithm_config.type")
+        checkpoint_dir = await self._weights(user, request.model)
+        if algorithm is not None and algorithm.apply_lora_to_output and _tied(checkpoint_dir):
+            raise InvalidRequestError(f"algorithm_config.apply_lora_to_output: '{request.model}' ties its output "
+                                      "projection to its embeddings, which LoRA cannot adapt",
+                                      param="algorithm_config.apply_lora_to_output")
+        data = request.training_config.data_config
+        _, dataset_dir = await self.datasets.location(user, data.dataset_id, "training_config.data_config.dataset_id")
+        spec = _train_spec(request, checkpoint_dir)
+        record = {"id": job_uuid, "job_uuid": job_uuid, "status": "scheduled", "scheduled_at": _now(),
+                  "started_at": None, "completed_at": None, "model": request.model, "dataset_id": data.dataset_id,
+                  "algorithm": algorithm.type if algorithm else "full", "resources_allocated": None,
+                  "progress": [], "checkpoints": [], "error": None, "fine_tuned_model": None,
+                  "owner": user.model_dump(mode="json") if user else None}
+        if not await self.records.insert_new(self.records.row(record, user)):
+            raise InvalidRequestError(f"job_uuid: a job '{job_uuid}' exists already", param="job_uuid")
+        try:
+            resources = await self.gateway.call(self.provider_id, "start", job_uuid, spec, dataset_dir, data.shuffle,
+                                                bool(data.train_on_input))
+        except Exception as exc:
+            await self._store({**record, "status": "failed", "completed_at": _now(), "error": f"could not start: {exc}"})
+            raise
+        await self._store({**record, "resources_allocated": resources})
+        follower = asyncio.create_task(self._follow(job_uuid))
+        self._followed.add(follower)
+        follower.add_done_callback(self._followed.discard)
+        return {"job_uuid": job_uuid}
+
+    async def _follow(self, job_uuid: str) -> None:
+        """Refresh the job until it ends, so its end (and its model) is stored without a read."""
+        while True:
+            await asyncio.sleep(FOLLOW_PERIOD_S)
+            try:
+                record = await self.records.load(job_uuid)  # as stored now: a cancel elsewhere is seen
+                if record is None or record["status"] in FINISHED:
+                    return
+                await self._fresh(record)
+            except Exception:  # the store or the provider is restarting: the next round, or a read, tries again
+                logger.warning("post-training job %s: could not refresh its state", job_uuid, exc_info=True)
+
+    async def status(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
+        return _public(await self._fresh(await self.records.get(user, job_uuid)))
+
+    async def artifacts(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
+        record = await self._fresh(await self.records.get(user, job_uuid))
+        return {"job_uuid": job_uuid, "checkpoints": _public(record)["checkpoints"]}
+
+    async def list(self, user: Identity | None) -> dict[str, Any]:
+        page = await self.records.list(user, after=None, limit=100, order="desc")
+        records = await asyncio.gather(*(self._fresh(r) for r in page["data"]))
+        return {"data": [{"job_uuid": r["job_uuid"], "status": r["status"]} for r in records]}
+
+    async def cancel(self, user: Identity | None, job_uuid: str) -> None:
+        record = await self.records.authorize(user, job_uuid, "update")
+        record = await self._fresh(record)
+        if record["status"] in FINISHED:
+            raise InvalidRequestError(f"job_uuid: job '{job_uuid}' has already ended ({record['status']})",
+                                      param="job_uuid")
+        await self.gateway.call(self.provider_id, "cancel", job_uuid)
+        await self._store({**record, "status": "cancelled", "completed_at": _now()})
+
+    async def _fresh(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with the run's live state merged in and stored; a finished run's actor is let go."""
+        if record["status"] in FINISHED:
+            return record
+        live = await self.gateway.call(self.provider_id, "state", record["job_uuid"])
+        if live is None:
+            record = {**record, "status": "failed", "error": LOST, "completed_at": record["completed_at"] or _now()}
+        else:
+            record = {**record, "status": live["status"], "progress": live["progress"], "error": live["error"],
+                      "checkpoints": live["checkpoints"], "started_at": _iso(live["started_at"]),
+                      "completed_at": _iso(live["completed_at"])}
+        if record["status"] == "completed":
+            record["fine_tuned_model"] = await self._register_fine_tuned(record)
+        await self._store(record)
+        if record["status"] in FINISHED and live is not None:
+            await self.gateway.call(self.provider_id, "release", record["job_uuid"])
+        return record
+
+    async def _register_fine_tuned(self, record: dict[str, Any]) -> str | None:
+        """The LoRA job's last adapter as the model `ft:<base>:<job_uuid>` of the engine that serves its
+        base, owned by the job's owner; None for a full fine-tune, or an adapter that engine does not
+        serve (its `adapters_dir` is not the provider's `artifacts_dir`)."""
+        if record["algorithm"] != "LoRA" or not record["checkpoints"]:
+            return None
+        adapter = f"{record['job_uuid']}/epoch_{record['checkpoints'][-1]['epoch']}"
+        try:
+            base = await self.gateway.models.get(record["model"])
+            served = await self.gateway.call(base.provider_id, "list_models")
+        except APIError as exc:
+            logger.warning("post-training job %s: no model for its adapter: %s", record["job_uuid"], exc.message)
+            return None
+        match = next((m for m in served if m.provider_model_id == adapter), None)
+        if match is None:
+            logger.warning("post-training job %s: provider '%s' does not serve its adapter '%s'",
+                           record["job_uuid"], base.provider_id, adapter)
+            return None
+        owner = Identity.model_validate(record["owner"]) if record.get("owner") else None
+        model = Model(identifier=f"ft:{record['model']}:{record['job_uuid']}", provider_id=base.provider_id,
+                      provider_resource_id=adapter, model_type="llm", metadata=match.metadata, owner=owner)
+        await self.gateway.models.register(model, replace=True)
+        return model.identifier
+
+    async def _store(self, record: dict[str, Any]) -> None:
+        await self.records.replace(record["id"], record)
+
+    async def _weights(self, user: Identity | None, model_id: str) -> str:
+        """The HF folder of a registered llm that an inline::vllm provider serves."""
+        from providers.inline.vllm.config import VLLMProviderConfig
+        from providers.inline.vllm.local_models import resolve_model
+
+        model = await self.gateway.model_for(user, model_id)
+        entry = self.gateway.provider(model.provider_id).entry
+        if model.model_type != "llm" or entry.provider_type != "inline::vllm" or model.metadata.get("adapter_path"):
+            raise InvalidRequestError(f"model: '{model_id}' is not a base llm of an inline::vllm provider, whose "
+                                      "weights fine-tuning starts from", param="model")
+        folder = await asyncio.to_thread(resolve_model, VLLMProviderConfig.model_validate(entry.config).model)
+        config_file = Path(folder) / "config.json"
+        if not config_file.exists():
+            raise InvalidRequestError(f"model: '{model_id}' has no local HF folder to fine-tune ({folder})", param="model")
+        model_type = json.loads(config_file.read_text()).get("model_type")
+        if model_type not in _SUPPORTED_MODEL_TYPES:
+            raise InvalidRequestError(f"model: '{model_id}' is a '{model_type}' model; fine-tuning supports "
+                                      f"{', '.join(_SUPPORTED_MODEL_TYPES)}", param="model")
+        return folder
+
+
+def _train_spec(request: SupervisedFineTuneRequest, checkpoint_dir: str) -> dict[str, Any]:
+    training = request.training_config
+    lora = request.algorithm_config
+    optimizer = training.optimizer_config
+    return {
+        "checkpoint_dir": checkpoint_dir,
+        "lora": None if lora is None else {
+            "attn_modules": list(lora.lora_attn_modules), "apply_to_mlp": lora.apply_lora_to_mlp,
+            "apply_to_output": lora.apply_lora_to_output, "rank": lora.rank, "alpha": lora.alpha,
+            "use_dora": bool(lora.use_dora), "quantize_base": bool(lora.quantize_base)},
+        "n_epochs": training.n_epochs, "max_steps_per_epoch": training.max_steps_per_epoch,
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "batch_size": training.data_config.batch_size, "optimizer": optimizer.optimizer_type, "lr": optimizer.lr,
+        "weight_decay": optimizer.weight_decay, "num_warmup_steps": optimizer.num_warmup_steps,
+        "dtype": training.dtype or "bf16", "max_seq_len": training.max_seq_len,
+    }
+
+
+def _tied(checkpoint_dir: str) -> bool:
+    return bool(json.loads((Path(checkpoint_dir) / "config.json").read_text()).get("tie_word_embeddings"))
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """The status response: Llama Stack's fields, plus per-step `progress`, the failure's `error` and
+    OpenAI's `fine_tuned_model`."""
+    checkpoints = [{
+        "identifier": f"{record['job_uuid']}/epoch_{c['epoch']}",
+        "created_at": _iso(c["created_at"]),
+        "epoch": c["epoch"],
+        "post_training_job_id": record["job_uuid"],
+        "path": c["path"],
+        "training_metrics": None if c.get("train_loss") is None else {
+            "epoch": c["epoch"], "train_loss": c["train_loss"], "validation_loss": None, "perplexity": None},
+    } for c in record["checkpoints"]]
+    return {key: record[key] for key in ("job_uuid", "status", "scheduled_at", "started_at", "completed_at",
+                                         "resources_allocated", "progress", "error")} | {
+        "checkpoints": checkpoints, "fine_tuned_model": record.get("fine_tuned_model")}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _iso(value: float | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return datetime.fromtimestamp(value, timezone.utc).isoformat()

@@ -1,1 +1,0 @@
-"""Authentication: a bearer token in, an identity (principal + attributes) out."""

@@ -1,0 +1,1 @@
+"""remote::milvus: a Milvus server (uri + token), one collection per vector store."""

@@ -1,1 +1,0 @@
-"""Routing tables of registered resources, persisted in the metadata store."""
