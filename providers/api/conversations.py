@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from providers.api.base import WireModel
 from providers.api.errors import InvalidRequestError
 
 MAX_ITEMS_PER_CALL = 20
@@ -16,10 +17,6 @@ ROLES = ("user", "assistant", "system", "developer")
 _ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "mcp_approval_response": "mcpr"}
 
 Metadata = dict[str, str]
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreateConversationRequest(WireModel):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from providers.access.identity import Identity
+from providers.api.base import WireModel
 
 DatasetPurpose = Literal["post-training/messages", "eval/question-answer", "eval/messages-answer"]
 DATASET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class URIDataSource(WireModel):
@@ -88,3 +85,26 @@ def canonical_row(row: dict[str, Any]) -> dict[str, Any]:
         if asked:
             canonical["input_query"] = asked[-1]
     return canonical
+
+
+class DatasetIOProvider(Protocol):
+    """Keeps dataset rows by id; the dataset's registration and owner live in the metadata store.
+    Each import and append answers with the stored dataset's `num_rows` and `columns`."""
+
+    async def import_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    async def import_uri(self, dataset_id: str, uri: str, metadata: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def import_file(self, dataset_id: str, filename: str, content: bytes) -> dict[str, Any]: ...
+
+    async def append_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    async def iterrows(self, dataset_id: str, start_index: int, limit: int | None) -> dict[str, Any]: ...
+
+    async def location(self, dataset_id: str) -> str:
+        """Where the rows are, for a Ray Data reader on any node."""
+        ...
+
+    async def delete(self, dataset_id: str) -> None: ...
+
+    async def shutdown(self) -> None: ...

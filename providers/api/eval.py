@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from providers.access.identity import Identity
+from providers.api.base import WireModel
 from providers.api.datasets import DATASET_ID
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SamplingStrategy(WireModel):

@@ -9,32 +9,28 @@ from typing import Annotated, Any, AsyncIterator, Literal, Protocol, Union
 
 from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from providers.api.base import LenientWireModel
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 
 
-class WireModel(BaseModel):
-    """Tolerates fields it does not name (clients echo back extras such as `refusal`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 # ---------------------------------------------------------------- messages
 
 
-class TextPart(WireModel):
+class TextPart(LenientWireModel):
     type: Literal["text"]
     text: str
 
 
-class ImageURL(WireModel):
+class ImageURL(LenientWireModel):
     url: str
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ImagePart(WireModel):
+class ImagePart(LenientWireModel):
     type: Literal["image_url"]
     image_url: ImageURL
 
@@ -42,37 +38,37 @@ class ImagePart(WireModel):
 ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]
 
 
-class FunctionCall(WireModel):
+class FunctionCall(LenientWireModel):
     name: str
     arguments: str
 
 
-class ToolCall(WireModel):
+class ToolCall(LenientWireModel):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class SystemMessage(WireModel):
+class SystemMessage(LenientWireModel):
     role: Literal["system", "developer"]
     content: str | list[TextPart]
     name: str | None = None
 
 
-class UserMessage(WireModel):
+class UserMessage(LenientWireModel):
     role: Literal["user"]
     content: str | list[ContentPart]
     name: str | None = None
 
 
-class AssistantMessage(WireModel):
+class AssistantMessage(LenientWireModel):
     role: Literal["assistant"]
     content: str | list[TextPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
 
 
-class ToolMessage(WireModel):
+class ToolMessage(LenientWireModel):
     role: Literal["tool"]
     content: str | list[TextPart]
     tool_call_id: str
@@ -86,43 +82,43 @@ ChatMessage = Annotated[
 # ---------------------------------------------------------------- tools and formats
 
 
-class FunctionDefinition(WireModel):
+class FunctionDefinition(LenientWireModel):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ChatTool(WireModel):
+class ChatTool(LenientWireModel):
     type: Literal["function"]
     function: FunctionDefinition
 
 
-class NamedFunction(WireModel):
+class NamedFunction(LenientWireModel):
     name: str
 
 
-class NamedToolChoice(WireModel):
+class NamedToolChoice(LenientWireModel):
     type: Literal["function"]
     function: NamedFunction
 
 
-class JSONSchemaSpec(WireModel):
+class JSONSchemaSpec(LenientWireModel):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
-class TextFormat(WireModel):
+class TextFormat(LenientWireModel):
     type: Literal["text"]
 
 
-class JSONObjectFormat(WireModel):
+class JSONObjectFormat(LenientWireModel):
     type: Literal["json_object"]
 
 
-class JSONSchemaFormat(WireModel):
+class JSONSchemaFormat(LenientWireModel):
     type: Literal["json_schema"]
     json_schema: JSONSchemaSpec
 
@@ -132,14 +128,14 @@ ResponseFormat = Annotated[
 ]
 
 
-class StreamOptions(WireModel):
+class StreamOptions(LenientWireModel):
     include_usage: bool | None = None
 
 
 # ---------------------------------------------------------------- requests
 
 
-class SamplingFields(WireModel):
+class SamplingFields(LenientWireModel):
     model: Annotated[str, Field(min_length=1)]
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
@@ -216,7 +212,7 @@ EmbeddingInput = Union[
 ]
 
 
-class EmbeddingRequest(WireModel):
+class EmbeddingRequest(LenientWireModel):
     model: Annotated[str, Field(min_length=1)]
     input: EmbeddingInput
     encoding_format: Literal["float", "base64"] | None = None
@@ -253,6 +249,10 @@ class InferenceProvider(Protocol):
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str) -> ChatResult: ...
 
     async def completion(self, request: CompletionRequest, provider_model_id: str) -> CompletionResult: ...
+
+    async def weights_dir(self, provider_model_id: str) -> str | None:
+        """The local HF folder of a base model's weights, for engines that hold one (inline::vllm)."""
+        ...
 
     async def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> CreateEmbeddingResponse | dict: ...
 

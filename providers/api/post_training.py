@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from providers.api.base import WireModel
 
 JobStatus = Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
 FINISHED: tuple[str, ...] = ("completed", "failed", "cancelled")
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoraFinetuningConfig(WireModel):
@@ -82,3 +80,26 @@ class SupervisedFineTuneRequest(WireModel):
 
 class CancelTrainingJobRequest(WireModel):
     job_uuid: str = Field(min_length=1)
+
+
+class PostTrainingProvider(Protocol):
+    """Runs fine-tuning jobs; the job's record and owner live in the `jobs` store."""
+
+    async def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, shuffle: bool,
+                    train_on_input: bool) -> dict[str, Any]:
+        """Launch the job; returns the resources it asked for."""
+        ...
+
+    async def state(self, job_uuid: str) -> dict[str, Any] | None:
+        """The job's live state, or None once nothing runs it."""
+        ...
+
+    async def cancel(self, job_uuid: str) -> None: ...
+
+    async def release(self, job_uuid: str) -> None:
+        """Free what a finished job still holds."""
+        ...
+
+    async def artifacts_dir(self) -> str: ...
+
+    async def shutdown(self) -> None: ...

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from providers.api.base import WireModel
 from providers.api.errors import InvalidRequestError
 
 _PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CreatePromptRequest(WireModel):

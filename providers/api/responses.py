@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from providers.api.base import WireModel
 from providers.api.conversations import normalized_item
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import FunctionDefinition
@@ -17,15 +18,13 @@ INCLUDABLE = ("file_search_call.results", "message.output_text.logprobs", "reaso
               "web_search_call.action.sources", "web_search_call.results")
 
 
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PublicModel(WireModel):
     def public(self) -> dict[str, Any]:
         """As a response shows it."""
         return self.model_dump(exclude_none=True)
 
 
-class FunctionTool(WireModel):
+class FunctionTool(PublicModel):
     type: Literal["function"]
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     description: str | None = None
@@ -33,7 +32,7 @@ class FunctionTool(WireModel):
     strict: bool | None = None
 
 
-class FileSearchTool(WireModel):
+class FileSearchTool(PublicModel):
     type: Literal["file_search"]
     vector_store_ids: list[str] = Field(min_length=1)
     max_num_results: int = Field(default=10, ge=1, le=50)
@@ -41,12 +40,12 @@ class FileSearchTool(WireModel):
     ranking_options: dict[str, Any] | None = None
 
 
-class ToolNames(WireModel):
+class ToolNames(PublicModel):
     tool_names: list[str] | None = None
     read_only: bool | None = None
 
 
-class ApprovalFilter(WireModel):
+class ApprovalFilter(PublicModel):
     """OpenAI's `{"always": {"tool_names": [...]}, "never": {...}}`; Llama Stack's lists of names too."""
 
     always: ToolNames | list[str] | None = None
@@ -59,7 +58,7 @@ def _names(names: ToolNames | list[str] | None) -> set[str]:
     return set(names or [])
 
 
-class MCPTool(WireModel):
+class MCPTool(PublicModel):
     """A remote MCP server's tools. As on OpenAI, calls need approval unless `require_approval`
     says `never` (or lists the tool under `never`)."""
 
@@ -102,7 +101,7 @@ class MCPTool(WireModel):
 WEB_SEARCH_TYPES = ("web_search", "web_search_preview", "web_search_preview_2025_03_11", "web_search_2025_08_26")
 
 
-class WebSearchTool(WireModel):
+class WebSearchTool(PublicModel):
     type: Literal[WEB_SEARCH_TYPES]  # type: ignore[valid-type]
     search_context_size: Literal["low", "medium", "high"] | None = None
     user_location: dict[str, Any] | None = None
@@ -112,13 +111,13 @@ class WebSearchTool(WireModel):
 Tool = Annotated[Union[FunctionTool, FileSearchTool, MCPTool, WebSearchTool], Field(discriminator="type")]
 
 
-class PromptReference(WireModel):
+class PromptReference(PublicModel):
     id: str = Field(min_length=1)
     version: int | Annotated[str, Field(pattern=r"^[1-9][0-9]*$")] | None = None
     variables: dict[str, str] = {}
 
 
-class Reasoning(WireModel):
+class Reasoning(PublicModel):
     """Accepted and echoed; the served models do not reason."""
 
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
@@ -126,12 +125,12 @@ class Reasoning(WireModel):
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
-class TextConfig(WireModel):
+class TextConfig(PublicModel):
     format: dict[str, Any] | None = None
     verbosity: str | None = None
 
 
-class CreateResponseRequest(WireModel):
+class CreateResponseRequest(PublicModel):
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]] = Field(min_length=1)
     instructions: str | None = None

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from providers.api.base import WireModel
 
 # OpenAI's moderation categories; a shield scores those it knows and reports the rest false, 0.0.
 CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
               "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
               "violence/graphic")
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModerationRequest(WireModel):
@@ -57,3 +55,11 @@ def message_text(message: dict[str, Any]) -> str:
     if isinstance(content, list):
         return "\n".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
     return ""
+
+
+class SafetyProvider(Protocol):
+    """Moderates texts: one OpenAI moderation result (`flagged`, `categories`, `category_scores`) per text."""
+
+    async def moderate(self, texts: list[str], params: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    async def shutdown(self) -> None: ...

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from providers.api.base import WireModel
 from providers.api.vector_io import AttributeValue, Filter, SearchMode
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class StaticChunking(WireModel):
