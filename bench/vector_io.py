@@ -23,7 +23,7 @@ import numpy as np
 
 from providers.api.vector_io import Chunk
 from providers.inline.milvus import InlineMilvusConfig, create_provider
-from providers.inline.milvus.config import MilvusIndexConfig
+from providers.remote.milvus.config import MilvusIndexConfig
 
 STORE = "vs_bench"
 

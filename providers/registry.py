@@ -17,13 +17,13 @@ from pydantic import BaseModel
 class ProviderSpec:
     provider_type: str
     api: str
-    module: str
+    module: str | None  # None for a provider hosted by the agents deployment (composes_graph)
     config_class: str
     description: str
     deployment_defaults: dict[str, Any] = field(default_factory=dict)
     single_replica: str | None = None  # why the provider cannot run more than one replica
-    # Hosted by the agents deployment (deployments/agents.py), which holds a handle to every other
-    # provider, instead of the generic provider deployment.
+    # Hosted by the agents deployment (deployments/agents.py), which holds a
+    # handle to every other provider, instead of the generic provider deployment.
     composes_graph: bool = False
 
     def check_replicas(self, num_replicas: int | None, autoscaling: dict[str, Any] | None) -> None:
@@ -43,6 +43,8 @@ class ProviderSpec:
     def create(self, config: dict[str, Any], models: dict[str, Any] | None = None) -> Any:
         """Build the provider from its config (this imports its heavy dependencies); a provider that
         calls graph models gets them as `models` (model id -> ChatModel)."""
+        if self.module is None:
+            raise ValueError(f"{self.provider_type} is hosted by the agents deployment, not built as a provider")
         factory = importlib.import_module(self.module).create_provider
         parsed = self.parse_config(config)
         return factory(parsed) if models is None else factory(parsed, models)
@@ -95,9 +97,6 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
             "ray_actor_options": {"num_cpus": 0},
         },
     ),
-)
-
-PROVIDER_SPECS += (
     ProviderSpec(
         provider_type="inline::localfs",
         api="files",
@@ -131,8 +130,8 @@ PROVIDER_SPECS += (
     ProviderSpec(
         provider_type="remote::milvus",
         api="vector_io",
-        module="providers.inline.milvus",
-        config_class="providers.inline.milvus.config:RemoteMilvusConfig",
+        module="providers.remote.milvus",
+        config_class="providers.remote.milvus.config:RemoteMilvusConfig",
         description="A Milvus server (uri + token): vector, keyword (BM25) and hybrid search",
         deployment_defaults={
             "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
@@ -140,13 +139,10 @@ PROVIDER_SPECS += (
             "ray_actor_options": {"num_cpus": 0.25},
         },
     ),
-)
-
-PROVIDER_SPECS += (
     ProviderSpec(
         provider_type="inline::builtin",
         api="agents",
-        module="deployments.agents",
+        module=None,
         config_class="providers.inline.agents.config:BuiltinAgentsConfig",
         description="The Responses agent loop: models, tools, vector stores and shields called through the graph",
         deployment_defaults={
@@ -194,9 +190,6 @@ PROVIDER_SPECS += (
             "ray_actor_options": {"num_cpus": 0},
         },
     ),
-)
-
-PROVIDER_SPECS += (
     ProviderSpec(
         provider_type="inline::parquet",
         api="datasetio",

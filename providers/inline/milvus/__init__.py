@@ -1,10 +1,10 @@
-"""inline::milvus (a milvus-lite directory in the replica) and remote::milvus (a Milvus server):
-one collection per vector store."""
+"""inline::milvus: a milvus-lite directory in the replica, one collection per vector store, with
+remote::milvus's implementation."""
 
-from providers.inline.milvus.config import InlineMilvusConfig, RemoteMilvusConfig
+from providers.inline.milvus.config import InlineMilvusConfig
 
 
-def create_provider(config: InlineMilvusConfig | RemoteMilvusConfig):
-    from providers.remote.milvus.vector_io import MilvusVectorIO
+def create_provider(config: InlineMilvusConfig):
+    from providers.inline.milvus.vector_io import MilvusLiteVectorIO
 
-    return MilvusVectorIO(config)
+    return MilvusLiteVectorIO(config)

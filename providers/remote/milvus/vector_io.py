@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
 
 from providers.api.errors import InvalidRequestError, NotFoundError
 from providers.api.vector_io import Chunk, ComparisonFilter, CompoundFilter, SearchHit, SearchMode
-from providers.inline.milvus.config import InlineMilvusConfig, RemoteMilvusConfig
+from providers.remote.milvus.config import MilvusIndexConfig
 from providers.remote.milvus.filters import expression
 
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -28,15 +27,9 @@ _RRF_K = 60
 
 
 class MilvusVectorIO:
-    def __init__(self, config: InlineMilvusConfig | RemoteMilvusConfig):
-        self.config = config
-        self.index = config.index
-        if isinstance(config, InlineMilvusConfig):
-            self.db_path = Path(config.db_path).expanduser()
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            self.client = MilvusClient(uri=str(self.db_path))
-        else:
-            self.client = MilvusClient(uri=config.uri, token=config.token or "", db_name=config.db_name)
+    def __init__(self, client: MilvusClient, index: MilvusIndexConfig):
+        self.client = client
+        self.index = index
         for name in self.client.list_collections():
             self.client.load_collection(name)
 
@@ -69,10 +62,6 @@ class MilvusVectorIO:
     def _dense_index(self) -> dict[str, Any]:
         params = {"HNSW": {"M": self.index.hnsw_m, "efConstruction": self.index.hnsw_ef_construction},
                   "IVF_FLAT": {"nlist": self.index.ivf_nlist}, "FLAT": {}}[self.index.index_type]
-        if isinstance(self.config, InlineMilvusConfig):
-            # milvus-lite reads build parameters only under a nested "params" key and silently
-            # builds with faiss's defaults (HNSW M=16, efConstruction=200) otherwise.
-            params = {"params": params}
         return {"index_type": self.index.index_type, "metric_type": "COSINE", "params": params}
 
     def _dense_search_params(self, limit: int) -> dict[str, Any]:
@@ -145,12 +134,7 @@ class MilvusVectorIO:
         return name
 
     async def shutdown(self) -> None:
-        """Close the client; for milvus-lite also stop its server, which holds the directory's lock."""
         self.client.close()
-        if isinstance(self.config, InlineMilvusConfig):
-            from milvus_lite import server_manager_instance
-
-            server_manager_instance.release_server(str(self.db_path))
 
 
 def _hit(hit: dict[str, Any], score: float) -> SearchHit:
