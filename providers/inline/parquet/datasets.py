@@ -5,7 +5,6 @@ never sits whole in a replica; pages are read with pyarrow from the files they f
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 
 from providers.api.errors import InvalidRequestError, NotFoundError
 from providers.inline.parquet.config import ParquetDatasetsConfig
+from providers.storage.dataset_files import dataset_files, read_files
 
 _PART = "part-{:06d}"
 
@@ -150,26 +150,22 @@ def _write_table(table: pa.Table, part: Path) -> None:
     os.replace(staging, part / "rows.parquet")
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(f for part in sorted(folder.glob("part-*")) for f in part.glob("*.parquet") if not f.name.startswith("."))
-
-
 def _schema(folder: Path) -> pa.Schema:
-    files = _files(folder)
+    files = dataset_files(folder)
     if not files:
         raise InvalidRequestError("source: the source holds no rows", param="source")
     return pq.read_schema(files[0])
 
 
 def _num_rows(folder: Path) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in _files(folder))
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in dataset_files(folder))
 
 
 def _read_rows(folder: Path, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Rows [start, start + limit) and the dataset's row count, reading only the files they span."""
     rows: list[dict[str, Any]] = []
     offset = 0
-    for path in _files(folder):
+    for path in dataset_files(folder):
         parquet = pq.ParquetFile(path)
         count = parquet.metadata.num_rows
         if len(rows) < limit and offset + count > start:
@@ -184,40 +180,6 @@ def _read_rows(folder: Path, start: int, limit: int) -> tuple[list[dict[str, Any
                     break
         offset += count
     return rows, offset
-
-
-def read_dataset(dataset_dir: str, num_cpus: float):
-    """The dataset's rows as a Ray Data dataset, in order, read by tasks that reserve `num_cpus` each."""
-    return read_files([(str(f), ".parquet") for f in _files(Path(dataset_dir))], num_cpus)
-
-
-def read_files(files: list[tuple[str, str]], num_cpus: float):
-    """(path, format) pairs as a Ray Data dataset: a task per file streams its record batches with
-    pyarrow. Ray Data's own readers start with tasks of a whole CPU (file listing, Parquet size
-    sampling), which the engine or the training workers may already hold on a small node."""
-    import ray.data
-
-    listing = ray.data.from_items([{"path": path, "format": kind} for path, kind in files],
-                                  override_num_blocks=max(1, len(files)))
-    listing.context.enable_progress_bars = False
-    return listing.map_batches(_read_batches, batch_size=1, batch_format="pyarrow", num_cpus=num_cpus)
-
-
-def _read_batches(listing: pa.Table):
-    import pyarrow.csv as pa_csv
-    import pyarrow.json as pa_json
-
-    for path, kind in zip(listing.column("path").to_pylist(), listing.column("format").to_pylist()):
-        if kind == ".parquet":
-            batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
-        elif kind == ".jsonl":
-            batches = pa_json.open_json(path)
-        elif kind == ".csv":
-            batches = pa_csv.open_csv(path)
-        else:  # a JSON array of rows
-            batches = pa.Table.from_pylist(json.loads(Path(path).read_text())).to_batches()
-        for batch in batches:
-            yield pa.Table.from_batches([batch])
 
 
 def _ray_import(path: Path, suffix: str, part: Path, num_cpus: float) -> None:

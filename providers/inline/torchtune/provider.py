@@ -11,9 +11,9 @@ from typing import Any
 
 import ray
 
-from providers.inline.parquet.datasets import read_dataset
 from providers.inline.torchtune.config import TorchtuneConfig
-from providers.inline.torchtune.recipe import TrainSpec, Tokenize, train_loop
+from providers.inline.torchtune.recipe import Tokenize, TrainSpec, train_loop
+from providers.storage.dataset_files import read_dataset
 
 NAMESPACE = "raystack"
 

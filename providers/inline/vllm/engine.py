@@ -18,8 +18,8 @@ from vllm.entrypoints.openai.completion.serving import OpenAIServingCompletion
 from vllm.entrypoints.openai.models.protocol import BaseModelPath
 from vllm.entrypoints.openai.models.serving import OpenAIServingModels
 from vllm.entrypoints.serve.engine.protocol import ErrorResponse
-from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
 from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
+from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
 from vllm.renderers.chat_utils import load_chat_template
 from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -37,7 +37,7 @@ class VLLMProvider:
         os.environ.update(config.env)
         self.config = config
         self.model_name = config.model_name()
-        path = resolve_model(config.model)
+        path = self.weights = resolve_model(config.model)
         engine_args = {**builtin_engine_args(config.model), **config.engine_args}
         if config.adapters_dir:
             engine_args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
@@ -53,6 +53,10 @@ class VLLMProvider:
         base = ProviderModel(provider_model_id=self.model_name, metadata={"context_length": context_length})
         adapters = await self.adapters.available(self.model_name, context_length) if self.adapters else []
         return [base, *adapters]
+
+    async def weights_dir(self, provider_model_id: str) -> str | None:
+        """The local HF folder of the base model (what fine-tuning starts from); None for an adapter."""
+        return self.weights if provider_model_id == self.model_name else None
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
         served = await self._served_name(provider_model_id)
