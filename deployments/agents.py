@@ -2,31 +2,26 @@
 scaled apart from the ingress. A turn may take many model and tool calls; here it holds an
 agents replica, not an ingress one.
 
-Each replica opens the graph's services as the ingress does (the model registry, stores, vector
-stores, tools, shields) and calls the providers through their handles. The ingress forwards
+Each replica opens the responses service and what its turns call (deployments/services/wiring.py:
+the model table, prompts, shields, tools, vector stores, conversations) over the providers' clients. The ingress forwards
 `POST /v1/responses` to it and keeps serving the stored responses itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from typing import Any, AsyncIterator
 
-from deployments.errors import as_api_error
-from deployments.services.wiring import open_gateway
 from deployments.metrics import ProviderMetrics, sample_queue_depths
 from deployments.provider_host import batched
+from deployments.replicas import this_replica
+from deployments.services.wiring import open_services
 from providers.access import Identity
-from providers.api.errors import APIError, InvalidRequestError
+from providers.api.errors import InvalidRequestError
 from providers.api.responses import CreateResponseRequest
 from providers.inline.agents.config import BuiltinAgentsConfig
 from providers.run_config import RunConfig
 from providers.storage import Storage
-
-# As ResponseService writes its events (json.dumps with the default separators).
-_SEQUENCE_NUMBER = re.compile(r'"sequence_number": (\d+)')
 
 
 class AgentsDeployment:
@@ -35,10 +30,11 @@ class AgentsDeployment:
         graph = RunConfig.model_validate(run_config)
         self.config = BuiltinAgentsConfig.model_validate(config)
         self.storage = Storage(graph.storage)
-        self.gateway = await open_gateway(graph, handles, self.storage, max_steps=self.config.max_steps)
-        self.responses = self.gateway.responses
+        self.services = await open_services(graph, handles, self.storage, this_replica(), ingress=False,
+                                            max_steps=self.config.max_steps)
+        self.responses = self.services.responses
         self.metrics = ProviderMetrics(provider_id)
-        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.gateway))
+        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.services.write_queues()))
 
     async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any]:
         with self.metrics.call("create_response"):
@@ -59,41 +55,5 @@ class AgentsDeployment:
 
     async def __del__(self):
         self._queue_depths.cancel()
-        if self.gateway.vector_stores is not None:
-            await self.gateway.vector_stores.close()
+        await self.services.close()
         await self.storage.close()
-
-
-class AgentsClient:
-    """The ingress's side: a response made by the agents deployment."""
-
-    def __init__(self, handle: Any):  # ray.serve.handle.DeploymentHandle
-        self.handle = handle
-
-    async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any] | AsyncIterator[str]:
-        if not request.stream:
-            return await self.handle.create.remote(user, request)
-        events = self.handle.options(stream=True).stream.remote(user, request)
-        first = await events.__anext__()  # a bad request fails here, as an HTTP error and not a stream
-
-        async def relay() -> AsyncIterator[str]:
-            text = first
-            try:
-                yield first
-                async for text in events:
-                    yield text
-            except Exception as exc:  # the agents replica went away mid-turn: the stream says so and ends
-                yield _error_event(as_api_error(exc), _last_sequence_number(text) + 1)
-
-        return relay()
-
-
-def _last_sequence_number(sse_text: str) -> int:
-    numbers = _SEQUENCE_NUMBER.findall(sse_text)
-    return int(numbers[-1]) if numbers else -1
-
-
-def _error_event(error: APIError, sequence_number: int) -> str:
-    event = {"type": "error", "code": error.code or error.error_type, "message": error.message, "param": error.param,
-             "sequence_number": sequence_number}
-    return f"event: error\ndata: {json.dumps(event)}\n\n"

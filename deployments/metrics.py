@@ -136,23 +136,10 @@ class RequestMetrics:
             recorded.latency_ms.observe((time.perf_counter() - started) * 1000, tags={"route": route, "method": scope["method"]})
 
 
-def write_queues(gateway: Any) -> dict[str, Any]:
-    """The queues of records a replica's services are writing, by store: the inference store's
-    write-behind queue, and the rows waiting for the responses' and conversations' next group commit."""
-    queues = {}
-    if gateway.inference_store is not None:
-        queues["inference"] = gateway.inference_store.queue
-    if gateway.responses is not None:
-        queues["responses"] = gateway.responses.writes
-    if gateway.conversations is not None:
-        queues["conversations"] = gateway.conversations.item_writes
-    return queues
-
-
-async def sample_queue_depths(gateway: Any, period_s: float = 1.0) -> None:
-    """Set the queue-depth gauge of each of the gateway's write queues every `period_s`."""
+async def sample_queue_depths(queues: dict[str, Any], period_s: float = 1.0) -> None:
+    """Set the queue-depth gauge of each write queue (by store) every `period_s`."""
     gauge = service_metrics().store_queue_depth
     while True:
-        for store, queue in write_queues(gateway).items():
+        for store, queue in queues.items():
             gauge.set(queue.depth, tags={"store": store})
         await asyncio.sleep(period_s)

@@ -2,16 +2,14 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from deployments.services.conversations import ConversationService
-from deployments.routes import Limit, UserDep, service_of
+from deployments.routes.dependencies import ConversationsDep, Limit, UserDep
 from providers.api.conversations import AddItemsRequest, CreateConversationRequest, UpdateConversationRequest
 
 router = APIRouter(prefix="/v1/conversations", tags=["Conversations"])
 
 
-ConversationsDep = Annotated[ConversationService, Depends(service_of("conversations", "no conversations: the run config needs 'conversations' under apis and a 'conversations' store"))]
 
 
 @router.post("")

@@ -2,18 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from deployments.services.datasets import DatasetService
-from deployments.routes import UserDep, service_of
+from deployments.routes.dependencies import DatasetsDep, UserDep
 from providers.api.datasets import AppendRowsRequest, RegisterDatasetRequest
 from providers.api.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1beta", tags=["Datasets"])
 
 
-DatasetsDep = Annotated[DatasetService, Depends(service_of("datasets", "no datasets: the run config needs a provider under providers.datasetio"))]
 
 
 @router.post("/datasets")

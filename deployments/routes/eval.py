@@ -1,18 +1,15 @@
 """/v1alpha/eval: benchmarks, evaluation jobs, their status and results."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from deployments.services.eval import EvalService
-from deployments.routes import UserDep, service_of
+from deployments.routes.dependencies import EvalDep, UserDep
 from providers.api.eval import EvaluateRowsRequest, RegisterBenchmarkRequest, RunEvalRequest
 
 router = APIRouter(prefix="/v1alpha/eval/benchmarks", tags=["Eval"])
 
 
-EvalDep = Annotated[EvalService, Depends(service_of("eval", "no eval: the run config needs 'eval' under apis, a datasetio provider and a 'jobs' store"))]
 
 
 @router.post("")

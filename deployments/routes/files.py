@@ -2,11 +2,10 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from deployments.services.files import FileService
-from deployments.routes import UserDep, service_of
+from deployments.routes.dependencies import FilesDep, UserDep
 from providers.api.errors import InvalidRequestError, PayloadTooLargeError
 from providers.api.files import PURPOSES
 
@@ -16,7 +15,6 @@ router = APIRouter(prefix="/v1/files", tags=["Files"])
 _MULTIPART_SLACK = 64 * 1024
 
 
-FilesDep = Annotated[FileService, Depends(service_of("files", "no files provider: the run config has no provider under providers.files"))]
 
 
 @router.post("")

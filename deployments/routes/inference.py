@@ -1,55 +1,64 @@
 """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
 
 import json
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from deployments.errors import api_error_response, as_api_error
-from deployments.services.gateway import Gateway
+from deployments.routes.dependencies import ServicesDep, UserDep
+from deployments.services.models import ModelService
 from deployments.services.recording import CompletionRecording
-from deployments.routes import GatewayDep, UserDep
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from providers.api.models import Model
 
 router = APIRouter(prefix="/v1", tags=["Inference"])
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: ChatCompletionRequest, gateway: GatewayDep,
+async def chat_completions(request: ChatCompletionRequest, services: ServicesDep,
                            user: UserDep):
     recording = None
-    if gateway.inference_store is not None and request.store is not False:
-        recording = CompletionRecording(gateway.inference_store, request, user)
-    return await _run(gateway, user, request, "chat_completion", "llm", recording)
+    if services.inference_store is not None and request.store is not False:
+        recording = CompletionRecording(services.inference_store, request, user)
+    model = await _model(services.models, user, request, "chat_completion", "llm")
+    client = services.models.client(model)
+    if request.stream:
+        return await _event_stream(client.stream_chat_completion(request, model.provider_resource_id), recording)
+    return await _answer(await client.chat_completion(request, model.provider_resource_id), recording)
 
 
 @router.post("/completions")
-async def completions(request: CompletionRequest, gateway: GatewayDep,
+async def completions(request: CompletionRequest, services: ServicesDep,
                       user: UserDep):
-    return await _run(gateway, user, request, "completion", "llm")
+    model = await _model(services.models, user, request, "completion", "llm")
+    client = services.models.client(model)
+    if request.stream:
+        return await _event_stream(client.stream_completion(request, model.provider_resource_id), None)
+    return await _answer(await client.completion(request, model.provider_resource_id), None)
 
 
 @router.post("/embeddings")
-async def embeddings(request: EmbeddingRequest, gateway: GatewayDep,
+async def embeddings(request: EmbeddingRequest, services: ServicesDep,
                      user: UserDep):
-    return await _run(gateway, user, request, "embeddings", "embedding")
+    model = await _model(services.models, user, request, "embeddings", "embedding")
+    return await _answer(await services.models.client(model).embeddings(request, model.provider_resource_id), None)
 
 
-async def _run(gateway: Gateway, user: Identity | None, request, method: str, model_type: str,
-               recording: CompletionRecording | None = None) -> Response:
-    model = await gateway.model_for(user, request.model)
+async def _model(models: ModelService, user: Identity | None, request, method: str, model_type: str) -> Model:
+    model = await models.model_for(user, request.model)
     if model.model_type != model_type:
         raise InvalidRequestError(
             f"model '{model.identifier}' is an {model.model_type} model; {method} needs an {model_type} model",
             param="model",
         )
-    args = (method, request, model.provider_resource_id)
-    if getattr(request, "stream", False):
-        return await _event_stream(gateway.stream(model.provider_id, *args), recording)
-    result = await gateway.call(model.provider_id, *args)
+    return model
+
+
+async def _answer(result: Any, recording: CompletionRecording | None) -> Response:
     if recording is not None:
         await recording.save(result if isinstance(result, dict) else result.model_dump(exclude_unset=True))
     if isinstance(result, dict):

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from deployments.services.gateway import ProviderRoute
-from deployments.routes import GatewayDep, user_of
+from deployments.clients import ProviderRoute
+from deployments.routes.dependencies import ModelsDep, ProvidersDep, user_of
 
 router = APIRouter(prefix="/v1", tags=["Inspect"])
 # Health and version stay open with authentication on; the rest needs a valid token.
@@ -25,10 +25,10 @@ HEALTH_TIMEOUT_S = 2.0
 
 
 @router.get("/health")
-async def health(gateway: GatewayDep):
+async def health(models: ModelsDep):
     """OK while this replica can read its routing table (the metadata store); a 503 otherwise."""
     try:
-        await asyncio.wait_for(gateway.models.check(), HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(models.check(), HEALTH_TIMEOUT_S)
     except Exception as exc:  # the store is down or stalled: this replica cannot route
         return JSONResponse({"status": "Error", "message": f"the metadata store does not answer: {type(exc).__name__}"},
                             status_code=503)
@@ -44,26 +44,26 @@ async def get_version():
 
 
 @router.get("/providers", dependencies=signed_in)
-async def list_providers(gateway: GatewayDep):
-    routes = list(gateway.providers.values())
-    healths = await asyncio.gather(*(gateway.provider_health(r.entry.provider_id) for r in routes))
+async def list_providers(providers: ProvidersDep):
+    routes = list(providers.routes.values())
+    healths = await asyncio.gather(*(providers.health(r.entry.provider_id) for r in routes))
     return {"data": [_provider_info(r, h) for r, h in zip(routes, healths)]}
 
 
 @router.get("/providers/{provider_id}", dependencies=signed_in)
-async def get_provider(provider_id: str, gateway: GatewayDep):
-    route = gateway.provider(provider_id)
-    return _provider_info(route, await gateway.provider_health(provider_id))
+async def get_provider(provider_id: str, providers: ProvidersDep):
+    route = providers.route(provider_id)
+    return _provider_info(route, await providers.health(provider_id))
 
 
 @router.get("/inspect/routes", dependencies=signed_in)
-async def list_routes(request: Request, gateway: GatewayDep):
+async def list_routes(request: Request, providers: ProvidersDep):
     data = []
     for route in request.app.routes:
         if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):
             continue
         api = next((_ROUTE_APIS[t] for t in route.tags if t in _ROUTE_APIS), None)
-        provider_types = sorted({r.entry.provider_type for r in gateway.providers.values() if r.api == api})
+        provider_types = sorted({r.entry.provider_type for r in providers.of_api(api)})
         for method in sorted(route.methods):
             data.append({"route": route.path, "method": method, "provider_types": provider_types})
     return {"data": data}

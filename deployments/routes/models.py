@@ -2,29 +2,29 @@
 
 from fastapi import APIRouter
 
-from deployments.routes import GatewayDep, UserDep
+from deployments.routes.dependencies import ModelsDep, UserDep
 from providers.api.models import RegisterModelRequest
 
 router = APIRouter(prefix="/v1/models", tags=["Models"])
 
 
 @router.get("")
-async def list_models(gateway: GatewayDep, user: UserDep):
-    return {"object": "list", "data": [m.to_openai() for m in await gateway.visible_models(user)]}
+async def list_models(models: ModelsDep, user: UserDep):
+    return {"object": "list", "data": [m.to_openai() for m in await models.visible(user)]}
 
 
 @router.post("")
-async def register_model(request: RegisterModelRequest, gateway: GatewayDep,
+async def register_model(request: RegisterModelRequest, models: ModelsDep,
                          user: UserDep):
-    return (await gateway.register_model(user, request)).to_openai()
+    return (await models.register(user, request)).to_openai()
 
 
 @router.get("/{model_id:path}")
-async def get_model(model_id: str, gateway: GatewayDep, user: UserDep):
-    return (await gateway.model_for(user, model_id, fresh=True)).to_openai()
+async def get_model(model_id: str, models: ModelsDep, user: UserDep):
+    return (await models.model_for(user, model_id, fresh=True)).to_openai()
 
 
 @router.delete("/{model_id:path}")
-async def unregister_model(model_id: str, gateway: GatewayDep, user: UserDep):
-    await gateway.unregister_model(user, model_id)
+async def unregister_model(model_id: str, models: ModelsDep, user: UserDep):
+    await models.unregister(user, model_id)
     return {"id": model_id, "object": "model", "deleted": True}

@@ -2,16 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from deployments.services.post_training import PostTrainingService
-from deployments.routes import UserDep, service_of
+from deployments.routes.dependencies import PostTrainingDep, UserDep
 from providers.api.post_training import CancelTrainingJobRequest, SupervisedFineTuneRequest
 
 router = APIRouter(prefix="/v1alpha/post-training", tags=["Post training"])
 
 
-PostTrainingDep = Annotated[PostTrainingService, Depends(service_of("post_training", "no post-training: the run config needs a provider under providers.post_training"))]
 JobUUID = Annotated[str, Query(min_length=1)]
 
 

@@ -2,17 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from deployments.services.prompts import PromptService
-from deployments.routes import UserDep, service_of
+from deployments.routes.dependencies import PromptsDep, UserDep
 from providers.api.prompts import CreatePromptRequest, SetDefaultVersionRequest, UpdatePromptRequest
 
 router = APIRouter(prefix="/v1/prompts", tags=["Prompts"])
 
 
-PromptsDep = Annotated[PromptService, Depends(service_of("prompts", "no prompts: the run config needs 'prompts' under apis and a 'prompts' store"))]
 
 
 @router.post("")

@@ -1,29 +1,19 @@
 """/v1/responses: make, read, list and delete responses."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from deployments.agents import AgentsClient
-from deployments.services.responses import ResponseService
-from deployments.routes import GatewayDep, Limit, UserDep, service_of
+from deployments.routes.dependencies import AgentsDep, Limit, Order, ResponsesDep, UserDep
 from providers.api.responses import CreateResponseRequest
 
 router = APIRouter(prefix="/v1/responses", tags=["Responses"])
 
-Order = Literal["asc", "desc"]
 
 
-ResponsesDep = Annotated[ResponseService, Depends(service_of("responses", "no responses: the run config needs 'responses' under apis and a 'responses' store"))]
 
 
-async def agents_of(gateway: GatewayDep, responses: ResponsesDep) -> AgentsClient:
-    """Where responses are served, the run config has an agents deployment to make them."""
-    return gateway.agents
-
-
-AgentsDep = Annotated[AgentsClient, Depends(agents_of)]
 
 
 @router.post("")

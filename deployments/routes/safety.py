@@ -1,25 +1,14 @@
 """/v1/shields, /v1/moderations and /v1/safety/run-shield."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.routes import GatewayDep, UserDep
-from deployments.services.safety import SafetyService
-from providers.api.errors import NotFoundError
+from deployments.routes.dependencies import SafetyDep
 from providers.api.safety import ModerationRequest, RunShieldRequest
 
 router = APIRouter(prefix="/v1", tags=["Safety"])
 
 
-async def safety_of(gateway: GatewayDep, user: UserDep) -> SafetyService:
-    """Shields are open to every authenticated caller."""
-    if gateway.safety is None:
-        raise NotFoundError("no safety: the run config needs 'safety' under apis and a provider under providers.safety")
-    return gateway.safety
-
-
-SafetyDep = Annotated[SafetyService, Depends(safety_of)]
 
 
 @router.get("/shields")

@@ -1,15 +1,10 @@
 """/v1/scoring-functions and /v1/scoring (also under /v1alpha): scoring given rows or a dataset."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.routes import UserDep, service_of
-from deployments.services.scoring import ScoringService
+from deployments.routes.dependencies import ScoringDep, UserDep
 from providers.api.eval import ScoreBatchRequest, ScoreRequest
-
-
-ScoringDep = Annotated[ScoringService, Depends(service_of("scoring", "no scoring: the run config needs 'scoring' under apis"))]
 
 
 def scoring_router(prefix: str) -> APIRouter:

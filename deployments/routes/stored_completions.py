@@ -1,19 +1,15 @@
 """GET /v1/chat/completions[/{id}[/messages]], DELETE /v1/chat/completions/{id}: the inference store."""
 
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.routes import Limit, UserDep, service_of
+from deployments.routes.dependencies import Limit, Order, StoreDep, UserDep
 from providers.api.errors import InvalidRequestError
-from providers.storage.inference_store import InferenceStore
 
 router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
 
-Order = Literal["asc", "desc"]
 
 
-StoreDep = Annotated[InferenceStore, Depends(service_of("inference_store", "chat completions are not stored: the run config declares no 'inference' store"))]
 
 
 @router.get("")

@@ -1,25 +1,14 @@
 """/v1/tools and /v1/toolgroups: the tool groups of the run config and the tools they serve."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.routes import GatewayDep, UserDep
-from deployments.services.tools import ToolService
+from deployments.routes.dependencies import ToolsDep
 from providers.api.errors import NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["Tools"])
 
 
-async def tools_of(gateway: GatewayDep, user: UserDep) -> ToolService:
-    """Tool groups come from the run config and are open to every authenticated caller."""
-    if gateway.tools is None:
-        raise NotFoundError("no tools: the run config needs 'tool_runtime' under apis and a provider under "
-                            "providers.tool_runtime")
-    return gateway.tools
-
-
-ToolsDep = Annotated[ToolService, Depends(tools_of)]
 
 
 @router.get("/tools")

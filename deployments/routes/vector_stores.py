@@ -1,23 +1,23 @@
 """/v1/vector_stores: stores, their files, and search."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from deployments.routes import Limit, UserDep, service_of
-from deployments.services.vector_stores import VectorStoreService
-from providers.api.vector_stores import (AttachFileRequest, CreateFileBatchRequest, CreateVectorStoreRequest,
-                                         SearchRequest, UpdateVectorStoreRequest)
+from deployments.routes.dependencies import Limit, Order, StoresDep, UserDep
+from providers.api.vector_stores import (
+    AttachFileRequest,
+    CreateFileBatchRequest,
+    CreateVectorStoreRequest,
+    SearchRequest,
+    UpdateVectorStoreRequest,
+)
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["Vector stores"])
 
-Order = Literal["asc", "desc"]
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
 
-StoresDep = Annotated[VectorStoreService, Depends(service_of(
-    "vector_stores", "no vector stores: the run config needs a vector_io provider, a files provider and the "
-    "vector_stores store"))]
 
 
 @router.post("")

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any
 
+from deployments.clients import DatasetIOClient
+from deployments.services.files import FileService
 from providers.access import Identity
 from providers.api.datasets import (
-    COLUMN_ALIASES, PURPOSE_COLUMNS, Dataset, RegisterDatasetRequest, RowsDataSource, column_value, missing_columns)
+    COLUMN_ALIASES,
+    PURPOSE_COLUMNS,
+    Dataset,
+    RegisterDatasetRequest,
+    RowsDataSource,
+    column_value,
+    missing_columns,
+)
 from providers.api.errors import ConflictError, InvalidRequestError, NotFoundError
 from providers.storage.owned_resources import OwnedResources
 
-ProviderCall = Callable[..., Awaitable[Any]]
 _FILE_ID = re.compile(r"^file-[A-Za-z0-9]+$")
 _ROLES = {"system", "user", "assistant", "tool"}
 
 
 class DatasetService:
-    def __init__(self, registry: OwnedResources[Dataset], call: ProviderCall, provider_id: str, files: Any = None):
+    def __init__(self, registry: OwnedResources[Dataset], provider_id: str, provider: DatasetIOClient,
+                 files: FileService | None):
         self.registry = registry
-        self.call = call
         self.provider_id = provider_id
-        self.files = files  # FileService, for sources that name an uploaded file
+        self.provider = provider
+        self.files = files  # for sources that name an uploaded file
 
     async def register(self, user: Identity | None, request: RegisterDatasetRequest) -> Dataset:
         dataset_id = request.dataset_id or f"dataset-{uuid.uuid4().hex[:24]}"
@@ -34,18 +43,18 @@ class DatasetService:
         source = request.source
         if isinstance(source, RowsDataSource):
             check_rows(request.purpose, source.rows, "source.rows")
-            stored = await self.call(self.provider_id, "import_rows", dataset_id, source.rows)
+            stored = await self.provider.import_rows(dataset_id, source.rows)
         elif _FILE_ID.match(source.uri):
             if self.files is None:
                 raise InvalidRequestError("source.uri: this graph has no files provider to read uploads from",
                                           param="source.uri")
             record, content = await self.files.read(user, source.uri)
-            stored = await self.call(self.provider_id, "import_file", dataset_id, record["filename"], content)
+            stored = await self.provider.import_file(dataset_id, record["filename"], content)
         else:
-            stored = await self.call(self.provider_id, "import_uri", dataset_id, source.uri, metadata)
+            stored = await self.provider.import_uri(dataset_id, source.uri, metadata)
         missing = missing_columns(request.purpose, stored["columns"])
         if missing:
-            await self.call(self.provider_id, "delete", dataset_id)
+            await self.provider.delete(dataset_id)
             raise InvalidRequestError(f"source: a {request.purpose} dataset needs the columns "
                                       f"{', '.join(PURPOSE_COLUMNS[request.purpose])}; missing {', '.join(missing)} "
                                       f"(found: {', '.join(stored['columns'])})", param="source")
@@ -64,16 +73,16 @@ class DatasetService:
     async def delete(self, user: Identity | None, dataset_id: str) -> None:
         await self.registry.get(user, dataset_id, "delete")
         await self.registry.remove(dataset_id)
-        await self.call(self.provider_id, "delete", dataset_id)
+        await self.provider.delete(dataset_id)
 
     async def iterrows(self, user: Identity | None, dataset_id: str, start_index: int, limit: int | None) -> dict[str, Any]:
         await self.registry.get(user, dataset_id)
-        return await self.call(self.provider_id, "iterrows", dataset_id, start_index, limit)
+        return await self.provider.iterrows(dataset_id, start_index, limit)
 
     async def append_rows(self, user: Identity | None, dataset_id: str, rows: list[dict[str, Any]]) -> None:
         dataset = await self.registry.get(user, dataset_id, "update")
         check_rows(dataset.purpose, rows, "rows")
-        stored = await self.call(self.provider_id, "append_rows", dataset_id, rows)
+        stored = await self.provider.append_rows(dataset_id, rows)
         metadata = {**dataset.metadata, "num_rows": stored["num_rows"]}
         await self.registry.replace(dataset.model_copy(update={"metadata": metadata}))
 
@@ -83,7 +92,7 @@ class DatasetService:
             dataset = await self.registry.get(user, dataset_id)
         except NotFoundError as exc:
             raise NotFoundError(exc.message, param=param) from None
-        return dataset, await self.call(self.provider_id, "location", dataset_id)
+        return dataset, await self.provider.location(dataset_id)
 
 
 def check_rows(purpose: str, rows: list[dict[str, Any]], where: str) -> None:

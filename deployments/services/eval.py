@@ -10,22 +10,21 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deployments.metrics import service_metrics
+from deployments.services.datasets import DatasetService
+from deployments.services.eval_generation import Candidate, Generation, GenerationResources, messages_of, run_generation
+from deployments.services.models import ModelService
+from deployments.services.replica import Replica
+from deployments.services.scoring import ScoringService
+from deployments.services.scoring_functions import ScoringParams
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.api.eval import Benchmark, BenchmarkConfig, EvaluateRowsRequest, RegisterBenchmarkRequest
 from providers.api.inference import ChatCompletionRequest
-from deployments.services.eval_generation import Candidate, GenerationResources, messages_of, run_generation
-from providers.storage.owned_resources import OwnedResources
-from deployments.services.scoring_functions import ScoringParams
 from providers.storage.owned_records import OwnedRecords
-
-if TYPE_CHECKING:
-    from deployments.services.datasets import DatasetService
-    from deployments.services.gateway import Gateway
-    from deployments.services.scoring import ScoringService
+from providers.storage.owned_resources import OwnedResources
 
 logger = logging.getLogger("ray.serve")
 
@@ -35,17 +34,19 @@ PROGRESS_PERIOD_S = 0.5
 
 
 class EvalService:
-    def __init__(self, gateway: Gateway, benchmarks: OwnedResources[Benchmark], jobs: OwnedRecords,
-                 datasets: DatasetService, scoring: ScoringService, resources: GenerationResources, runner: str,
-                 runner_alive):
-        self.gateway = gateway
+    def __init__(self, models: ModelService, benchmarks: OwnedResources[Benchmark], jobs: OwnedRecords,
+                 datasets: DatasetService, scoring: ScoringService, resources: GenerationResources, replica: Replica,
+                 generation: Generation = run_generation):
+        """Each job names the replica that runs it (`replica.id`); a job whose replica is gone is
+        abandoned. `generation` runs the candidate over the dataset (run_generation: as Ray Data tasks)."""
+        self.models = models
         self.benchmarks = benchmarks
         self.jobs = jobs
         self.datasets = datasets
         self.scoring = scoring
         self.resources = resources
-        self.runner = runner  # this replica's actor name
-        self.runner_alive = runner_alive
+        self.replica = replica
+        self.generation = generation
         self._running: dict[str, threading.Event] = {}
 
     async def register(self, user: Identity | None, request: RegisterBenchmarkRequest) -> Benchmark:
@@ -69,7 +70,7 @@ class EvalService:
         total = min(dataset.metadata.get("num_rows", 0), config.num_examples or 1 << 62)
         job_id = f"evaljob-{uuid.uuid4().hex[:20]}"
         record = {"id": job_id, "job_id": job_id, "benchmark_id": benchmark_id, "status": "in_progress",
-                  "runner": self.runner, "created_at": int(time.time()), "completed_at": None,
+                  "runner": self.replica.id, "created_at": int(time.time()), "completed_at": None,
                   "progress": {"generated": 0, "total": total, "rows_per_second": None}, "error": None, "result": None}
         await self.jobs.insert([self.jobs.row(record, user, benchmark_id=benchmark_id)])
         stop = self._running[job_id] = threading.Event()
@@ -111,7 +112,7 @@ class EvalService:
     async def _prepared(self, user: Identity | None, function_ids: list[str],
                         config: BenchmarkConfig) -> tuple[Candidate, dict[str, ScoringParams]]:
         try:
-            model = await self.gateway.model_for(user, config.eval_candidate.model)
+            model = await self.models.model_for(user, config.eval_candidate.model)
         except NotFoundError as exc:
             raise NotFoundError(exc.message, param="benchmark_config.eval_candidate.model") from None
         if model.model_type != "llm":
@@ -120,14 +121,14 @@ class EvalService:
         functions = await self.scoring.checked(user, {fn: config.scoring_params.get(fn) for fn in function_ids},
                                                "benchmark_config.scoring_params")
         system = config.eval_candidate.system_message
-        candidate = Candidate(model.identifier, model.provider_resource_id, self.gateway.provider(model.provider_id).handle,
+        candidate = Candidate(model.identifier, model.provider_resource_id, self.models.client(model),
                               config.eval_candidate.sampling_params.chat_options(), system.content if system else None)
         return candidate, functions
 
     async def _generate_one(self, candidate: Candidate, row: dict[str, Any]) -> str:
         request = ChatCompletionRequest(model=candidate.model_id, messages=messages_of(row, candidate.system_message),
                                         **candidate.sampling)
-        reply = await candidate.handle.call.remote("chat_completion", request, candidate.provider_model_id)
+        reply = await candidate.inference.chat_completion(request, candidate.provider_model_id)
         return reply["choices"][0]["message"]["content"] or ""
 
     async def _evaluate(self, record: dict[str, Any], user: Identity | None, dataset_dir: str, config: BenchmarkConfig,
@@ -156,7 +157,7 @@ class EvalService:
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         pipeline = asyncio.ensure_future(asyncio.to_thread(
-            run_generation, dataset_dir, config.num_examples, candidate, self.resources,
+            self.generation, dataset_dir, config.num_examples, candidate, self.resources,
             lambda rows: loop.call_soon_threadsafe(arrived.put_nowait, rows), stop))
         generations: list[dict[str, Any]] = []
         started, stored_at = time.monotonic(), 0.0
@@ -196,8 +197,8 @@ class EvalService:
         record = await self.jobs.get(user, job_id)
         if record["benchmark_id"] != benchmark_id:
             raise NotFoundError(f"Job '{job_id}' not found", param="job_id")
-        if (record["status"] == "in_progress" and record["runner"] != self.runner
-                and not await asyncio.to_thread(self.runner_alive, record["runner"])):
+        if (record["status"] == "in_progress" and record["runner"] != self.replica.id
+                and not await asyncio.to_thread(self.replica.alive, record["runner"])):
             record = {**record, "status": "failed", "error": ABANDONED, "completed_at": int(time.time())}
             await self.jobs.replace(job_id, record)
         return record

@@ -11,11 +11,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from deployments.clients import InferenceClient
+from deployments.services.ingestion_pipeline import TASK_RUNTIME_ENV, reused
 from providers.api.datasets import column_value
 from providers.api.errors import APIError
 from providers.api.inference import ChatCompletionRequest
-from providers.inline.parquet.datasets import read_dataset
-from deployments.services.ingestion_pipeline import TASK_RUNTIME_ENV, reused
+from providers.storage.dataset_files import read_dataset
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Candidate:
 
     model_id: str
     provider_model_id: str
-    handle: Any  # DeploymentHandle of the inference provider
+    inference: InferenceClient
     sampling: dict[str, Any]
     system_message: str | None
 
@@ -47,8 +48,8 @@ def messages_of(row: dict[str, Any], system_message: str | None) -> list[dict[st
 
 def generate(batch: Any, candidate: Candidate) -> dict[str, list[Any]]:
     rows = batch.to_pylist()
-    handle = reused(candidate.handle)
-    pending = [handle.call.remote("chat_completion", ChatCompletionRequest(
+    inference = reused(candidate.inference)
+    pending = [inference.chat_completion(ChatCompletionRequest(
         model=candidate.model_id, messages=messages_of(row, candidate.system_message), **candidate.sampling),
         candidate.provider_model_id) for row in rows]
     answers, errors = [], []
@@ -61,6 +62,10 @@ def generate(batch: Any, candidate: Candidate) -> dict[str, list[Any]]:
             answers.append(None)
             errors.append(exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}")
     return {"generated_answer": answers, "error": errors}
+
+
+Generation = Callable[[str, int | None, Candidate, GenerationResources, Callable[[list[dict[str, Any]]], None],
+                      threading.Event], None]
 
 
 def run_generation(dataset_dir: str, num_examples: int | None, candidate: Candidate, resources: GenerationResources,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any
 
+from deployments.clients import FilesClient
 from providers.access import Identity
 from providers.api.errors import PermissionDeniedError
 from providers.api.files import file_object
@@ -14,14 +15,10 @@ from providers.storage.owned_records import OwnedRecords
 
 logger = logging.getLogger("ray.serve")
 
-ProviderCall = Callable[..., Awaitable[Any]]
-
-
 class FileService:
-    def __init__(self, records: OwnedRecords, call: ProviderCall, provider_id: str, max_bytes: int):
+    def __init__(self, records: OwnedRecords, provider: FilesClient, max_bytes: int):
         self.records = records
-        self.call = call
-        self.provider_id = provider_id
+        self.provider = provider
         self.max_bytes = max_bytes
 
     async def upload(self, user: Identity | None, filename: str, purpose: str, data: bytes) -> dict[str, Any]:
@@ -29,12 +26,12 @@ class FileService:
         file_id = f"file-{uuid.uuid4().hex}"
         if not self.records.policy.allows(user, "create", "file", file_id, user):
             raise PermissionDeniedError("not allowed to upload files", param="file")
-        await self.call(self.provider_id, "put", file_id, data)
+        await self.provider.put(file_id, data)
         record = file_object(file_id, filename, purpose, len(data), int(time.time()))
         try:
             await self.records.insert([self.records.row(record, user, purpose=purpose)])
         except Exception:
-            await self.call(self.provider_id, "delete", file_id)
+            await self.provider.delete(file_id)
             raise
         return record
 
@@ -44,13 +41,13 @@ class FileService:
     async def read(self, user: Identity | None, file_id: str) -> tuple[dict[str, Any], bytes]:
         """The file's record and bytes; 404 unless the caller may read it."""
         record = await self.records.get(user, file_id)
-        return record, await self.call(self.provider_id, "get", file_id)
+        return record, await self.provider.get(file_id)
 
     async def delete(self, user: Identity | None, file_id: str) -> None:
         """The record goes first, so the file disappears for every caller at once; bytes left
         behind by a failing provider are logged, not shown."""
         await self.records.delete(user, file_id)
         try:
-            await self.call(self.provider_id, "delete", file_id)
+            await self.provider.delete(file_id)
         except Exception as exc:
             logger.warning("file %s: record deleted, content not removed: %r", file_id, exc)

@@ -11,10 +11,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from deployments.clients import FilesClient, InferenceClient, VectorIOClient
 from deployments.metrics import service_metrics
+from deployments.services.ingestion_pipeline import (
+    EmbeddingTarget,
+    FileJob,
+    FileProgress,
+    Pipeline,
+    PipelineResources,
+    run_pipeline,
+)
 from providers.api.models import Model
-from deployments.services.ingestion_pipeline import (EmbeddingTarget, FileJob, FileProgress, PipelineResources,
-                                              run_pipeline)
 
 logger = logging.getLogger("ray.serve")
 
@@ -53,13 +60,15 @@ class _Tally:
 
 
 class IngestionRunner:
-    def __init__(self, handles: dict[str, Any], files_handle: Any, vector_io_handle: Any,
+    def __init__(self, embedders: dict[str, InferenceClient], files: FilesClient, vector_io: VectorIOClient,
                  resources: PipelineResources, settle: Settle, still_wanted: StillWanted, flush: Flush,
-                 poll_s: float = 1.0):
-        self.handles = handles  # embedding provider id -> deployment handle
-        self.files_handle = files_handle
-        self.vector_io_handle = vector_io_handle
+                 pipeline: Pipeline = run_pipeline, poll_s: float = 1.0):
+        """`pipeline` runs the stages (run_pipeline: as Ray Data tasks)."""
+        self.embedders = embedders  # by provider id
+        self.files = files
+        self.vector_io = vector_io
         self.resources = resources
+        self.pipeline = pipeline
         self.settle = settle
         self.still_wanted = still_wanted
         self.flush = flush
@@ -94,9 +103,9 @@ class IngestionRunner:
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[list[FileProgress]] = asyncio.Queue()
         stop = threading.Event()
-        target = EmbeddingTarget(model.identifier, model.provider_resource_id, self.handles[model.provider_id])
+        target = EmbeddingTarget(model.identifier, model.provider_resource_id, self.embedders[model.provider_id])
         pipeline = asyncio.ensure_future(asyncio.to_thread(
-            run_pipeline, jobs, self.files_handle, target, self.vector_io_handle, self.resources,
+            self.pipeline, jobs, self.files, target, self.vector_io, self.resources,
             lambda progress: loop.call_soon_threadsafe(arrived.put_nowait, progress), stop))
         run = _Run({(job.store_id, job.file_id): job for job in jobs})
         logger.info("ingesting %d files with %s", len(jobs), model.identifier)

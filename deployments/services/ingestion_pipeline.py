@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+from deployments.clients import FilesClient, InferenceClient, ProviderClient, VectorIOClient
+from deployments.services.text_chunks import UnsupportedFile, chunk_words, extract_text
 from providers.api.errors import APIError
 from providers.api.inference import EmbeddingRequest
 from providers.api.vector_io import Chunk
-from deployments.services.text_chunks import UnsupportedFile, chunk_words, extract_text
 
 BLOCK_BYTES = 64 * 1024
 # The tasks call deployments synchronously (`.result()`), which needs the handle's router in its own
@@ -27,12 +28,14 @@ BLOCK_BYTES = 64 * 1024
 TASK_RUNTIME_ENV = {"env_vars": {"RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}}
 NO_CHUNK = -1  # position of the one row of a file that yielded no chunk (empty, or failed)
 _HANDLES: dict[tuple[str, str], Any] = {}
+C = TypeVar("C", bound=ProviderClient)
 
 
-def reused(handle: Any) -> Any:
-    """Handles arrive pickled with every task; keep the first of each per worker process, so its
-    router, and the replicas it has learned of, serve the tasks that follow."""
-    return _HANDLES.setdefault((handle.app_name, handle.deployment_name), handle)
+def reused(client: C) -> C:
+    """Clients arrive pickled with every task; keep the first handle of each deployment per worker
+    process, so its router, and the replicas it has learned of, serve the tasks that follow."""
+    handle = client.handle
+    return type(client)(_HANDLES.setdefault((handle.app_name, handle.deployment_name), handle))
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class EmbeddingTarget:
 
     model_id: str
     provider_model_id: str
-    handle: Any  # DeploymentHandle of the embedding provider
+    inference: InferenceClient
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,11 @@ def _failure(exc: Exception) -> tuple[str, str]:
     return code, exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
 
 
-def chunk_file(row: dict[str, Any], files: Any) -> list[dict[str, Any]]:
+def chunk_file(row: dict[str, Any], files: FilesClient) -> list[dict[str, Any]]:
     """The file's chunks as rows; a file that cannot be read is one row carrying the error."""
     base = {"store_id": row["store_id"], "file_id": row["file_id"], "attributes": row["attributes"]}
     try:
-        data = reused(files).call.remote("get", row["file_id"]).result()
+        data = reused(files).get(row["file_id"]).result()
         texts = chunk_words(extract_text(row["filename"], data), row["max_words"], row["overlap_words"])
     except Exception as exc:
         code, message = _failure(exc)
@@ -94,7 +97,7 @@ def chunk_file(row: dict[str, Any], files: Any) -> list[dict[str, Any]]:
             for i, text in enumerate(texts)]
 
 
-def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: Any) -> dict[str, list[Any]]:
+def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: VectorIOClient) -> dict[str, list[Any]]:
     """Embed the batch's chunks in one call, insert them per store, and report per file."""
     rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
     chunks = [r for r in rows if r["position"] != NO_CHUNK and not r["error"]]
@@ -102,7 +105,7 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
     if chunks:
         try:
             request = EmbeddingRequest(model=target.model_id, input=[r["text"] for r in chunks])
-            result = reused(target.handle).call.remote("embeddings", request, target.provider_model_id).result()
+            result = reused(target.inference).embeddings(request, target.provider_model_id).result()
             vectors = [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
             by_store: dict[str, list[Chunk]] = {}
             for row, vector in zip(chunks, vectors, strict=True):
@@ -110,7 +113,7 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
                     id=f"{row['file_id']}-{int(row['position']):06d}", file_id=row["file_id"], text=row["text"],
                     embedding=vector, attributes=json.loads(row["attributes"])))
             for store_id, store_chunks in by_store.items():
-                reused(vector_io).call.remote("insert", store_id, store_chunks).result()
+                reused(vector_io).insert(store_id, store_chunks).result()
         except Exception as exc:
             failure = _failure(exc)
     progress: dict[tuple[str, str], dict[str, Any]] = {}
@@ -131,15 +134,24 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
     return columns
 
 
-def run_pipeline(jobs: list[FileJob], files: Any, target: EmbeddingTarget, vector_io: Any,
+def job_rows(jobs: list[FileJob]) -> list[dict[str, Any]]:
+    """The pipeline's input: a row per file."""
+    return [{"store_id": j.store_id, "file_id": j.file_id, "filename": j.filename,
+             "attributes": json.dumps(j.attributes), "max_words": j.max_words, "overlap_words": j.overlap_words}
+            for j in jobs]
+
+
+Pipeline = Callable[[list[FileJob], FilesClient, EmbeddingTarget, VectorIOClient, PipelineResources,
+                     Callable[[list[FileProgress]], None], threading.Event], None]
+
+
+def run_pipeline(jobs: list[FileJob], files: FilesClient, target: EmbeddingTarget, vector_io: VectorIOClient,
                  resources: PipelineResources, on_progress: Callable[[list[FileProgress]], None],
                  stop: threading.Event) -> None:
     """Run the pipeline over `jobs`, calling `on_progress` with each output batch, until done or `stop` is set."""
     import ray.data
 
-    rows = [{"store_id": j.store_id, "file_id": j.file_id, "filename": j.filename,
-             "attributes": json.dumps(j.attributes), "max_words": j.max_words, "overlap_words": j.overlap_words}
-            for j in jobs]
+    rows = job_rows(jobs)
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     dataset.context.enable_progress_bars = False
     dataset.context.target_max_block_size = BLOCK_BYTES

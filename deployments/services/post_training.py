@@ -13,17 +13,16 @@ import logging
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from deployments.clients import PostTrainingClient, ProviderDirectory
+from deployments.services.datasets import DatasetService
+from deployments.services.models import ModelService
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError, PermissionDeniedError
 from providers.api.models import Model
 from providers.api.post_training import FINISHED, LoraFinetuningConfig, SupervisedFineTuneRequest
 from providers.storage.owned_records import OwnedRecords
-
-if TYPE_CHECKING:
-    from deployments.services.datasets import DatasetService
-    from deployments.services.gateway import Gateway
 
 logger = logging.getLogger("ray.serve")
 
@@ -33,10 +32,13 @@ _SUPPORTED_MODEL_TYPES = ("llama",)
 
 
 class PostTrainingService:
-    def __init__(self, gateway: Gateway, records: OwnedRecords, provider_id: str, datasets: DatasetService):
-        self.gateway = gateway
+    def __init__(self, records: OwnedRecords, provider: PostTrainingClient, models: ModelService,
+                 providers: ProviderDirectory, datasets: DatasetService):
+        """`providers` tells which provider serves a base model, and with what config."""
         self.records = records
-        self.provider_id = provider_id
+        self.provider = provider
+        self.models = models
+        self.providers = providers
         self.datasets = datasets
         self._followed: set[asyncio.Task] = set()
 
@@ -64,7 +66,7 @@ class PostTrainingService:
         if not await self.records.insert_new(self.records.row(record, user)):
             raise InvalidRequestError(f"job_uuid: a job '{job_uuid}' exists already", param="job_uuid")
         try:
-            resources = await self.gateway.call(self.provider_id, "start", job_uuid, spec, dataset_dir, data.shuffle,
+            resources = await self.provider.start(job_uuid, spec, dataset_dir, data.shuffle,
                                                 bool(data.train_on_input))
         except Exception as exc:
             await self._store({**record, "status": "failed", "completed_at": _now(), "error": f"could not start: {exc}"})
@@ -105,14 +107,14 @@ class PostTrainingService:
         if record["status"] in FINISHED:
             raise InvalidRequestError(f"job_uuid: job '{job_uuid}' has already ended ({record['status']})",
                                       param="job_uuid")
-        await self.gateway.call(self.provider_id, "cancel", job_uuid)
+        await self.provider.cancel(job_uuid)
         await self._store({**record, "status": "cancelled", "completed_at": _now()})
 
     async def _fresh(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record with the run's live state merged in and stored; a finished run's actor is let go."""
         if record["status"] in FINISHED:
             return record
-        live = await self.gateway.call(self.provider_id, "state", record["job_uuid"])
+        live = await self.provider.state(record["job_uuid"])
         if live is None:
             record = {**record, "status": "failed", "error": LOST, "completed_at": record["completed_at"] or _now()}
         else:
@@ -123,7 +125,7 @@ class PostTrainingService:
             record["fine_tuned_model"] = await self._register_fine_tuned(record)
         await self._store(record)
         if record["status"] in FINISHED and live is not None:
-            await self.gateway.call(self.provider_id, "release", record["job_uuid"])
+            await self.provider.release(record["job_uuid"])
         return record
 
     async def _register_fine_tuned(self, record: dict[str, Any]) -> str | None:
@@ -134,8 +136,8 @@ class PostTrainingService:
             return None
         adapter = f"{record['job_uuid']}/epoch_{record['checkpoints'][-1]['epoch']}"
         try:
-            base = await self.gateway.models.get(record["model"])
-            served = await self.gateway.call(base.provider_id, "list_models")
+            base = await self.models.get(record["model"])
+            served = await self.models.client(base).list_models()
         except APIError as exc:
             logger.warning("post-training job %s: no model for its adapter: %s", record["job_uuid"], exc.message)
             return None
@@ -147,7 +149,7 @@ class PostTrainingService:
         owner = Identity.model_validate(record["owner"]) if record.get("owner") else None
         model = Model(identifier=f"ft:{record['model']}:{record['job_uuid']}", provider_id=base.provider_id,
                       provider_resource_id=adapter, model_type="llm", metadata=match.metadata, owner=owner)
-        await self.gateway.models.register(model, replace=True)
+        await self.models.register_as(model)
         return model.identifier
 
     async def _store(self, record: dict[str, Any]) -> None:
@@ -155,15 +157,14 @@ class PostTrainingService:
 
     async def _weights(self, user: Identity | None, model_id: str) -> str:
         """The HF folder of a registered llm that an inline::vllm provider serves."""
-        from providers.inline.vllm.config import VLLMProviderConfig
-        from providers.inline.vllm.local_models import resolve_model
-
-        model = await self.gateway.model_for(user, model_id)
-        entry = self.gateway.provider(model.provider_id).entry
-        if model.model_type != "llm" or entry.provider_type != "inline::vllm" or model.metadata.get("adapter_path"):
+        model = await self.models.model_for(user, model_id)
+        entry = self.providers.route(model.provider_id).entry
+        folder = None
+        if model.model_type == "llm" and entry.provider_type == "inline::vllm" and not model.metadata.get("adapter_path"):
+            folder = await self.models.client(model).weights_dir(model.provider_resource_id)
+        if folder is None:
             raise InvalidRequestError(f"model: '{model_id}' is not a base llm of an inline::vllm provider, whose "
                                       "weights fine-tuning starts from", param="model")
-        folder = await asyncio.to_thread(resolve_model, VLLMProviderConfig.model_validate(entry.config).model)
         config_file = Path(folder) / "config.json"
         if not config_file.exists():
             raise InvalidRequestError(f"model: '{model_id}' has no local HF folder to fine-tune ({folder})", param="model")

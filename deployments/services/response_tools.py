@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deployments.services.gateway import Gateway
 from deployments.services.response_turn import Emit, Turn, add_item, new_id, run_tool_item
+from deployments.services.tools import ToolService
+from deployments.services.vector_stores import VectorStoreService
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError
-from providers.api.responses import (FILE_SEARCH_FUNCTION, WEB_SEARCH_FUNCTION, FileSearchTool, MCPTool,
-                                     WebSearchTool)
+from providers.api.responses import FILE_SEARCH_FUNCTION, WEB_SEARCH_FUNCTION, FileSearchTool, MCPTool, WebSearchTool
 from providers.api.vector_stores import SearchRequest
 
 
@@ -60,26 +60,29 @@ class TurnTools:
 
 
 class ToolRunner:
-    def __init__(self, gateway: Gateway):
-        self.gateway = gateway
+    """The server-side tools of a turn: file_search over the vector stores, MCP servers and web search."""
+
+    def __init__(self, vector_stores: VectorStoreService | None, tools: ToolService | None):
+        self.vector_stores = vector_stores
+        self.tools = tools
 
     def check(self, user: Identity | None, turn: Turn) -> list[Any]:
         """Awaitables that check the request's tools can be served; raise at once when not."""
         request = turn.request
         checks = []
         if request.tool_of(FileSearchTool):
-            if self.gateway.vector_stores is None:
+            if self.vector_stores is None:
                 raise InvalidRequestError("file_search needs vector stores, which this graph does not serve", param="tools")
-            checks += [self.gateway.vector_stores.stores.get(user, store_id)
+            checks += [self.vector_stores.stores.get(user, store_id)
                        for store_id in request.tool_of(FileSearchTool).vector_store_ids]
         if request.mcp_tools() or request.tool_of(WebSearchTool):
-            if self.gateway.tools is None:
+            if self.tools is None:
                 raise InvalidRequestError("mcp and web_search tools need a provider under providers.tool_runtime",
                                           param="tools")
             if request.mcp_tools():
-                self.gateway.tools.mcp_provider()
+                self.tools.mcp_provider()
             if request.tool_of(WebSearchTool):
-                self.gateway.tools.web_search_provider()
+                self.tools.web_search_provider()
         return checks
 
     # ------------------------------------------------------------ MCP
@@ -98,7 +101,7 @@ class ToolRunner:
         return listings
 
     async def _list(self, item: dict[str, Any], server: MCPTool) -> dict[str, Any]:
-        tools = await self.gateway.tools.list_mcp_tools(server.server_url, server.http_headers())
+        tools = await self.tools.list_mcp_tools(server.server_url, server.http_headers())
         return {**item, "tools": [{"name": t.name, "description": t.description, "input_schema": t.input_schema or {},
                                    "annotations": (t.metadata or {}).get("annotations")}
                                   for t in tools if server.allows(t.name)]}
@@ -119,7 +122,7 @@ class ToolRunner:
         except ValueError as exc:
             return {**item, "status": "failed", "error": _execution_error(f"the arguments are not a JSON object: {exc}")}
         try:
-            result = await self.gateway.tools.call_mcp_tool(server.server_url, server.http_headers(), item["name"],
+            result = await self.tools.call_mcp_tool(server.server_url, server.http_headers(), item["name"],
                                                             arguments)
         except APIError as exc:  # the server went away mid-turn: the model hears of it, the turn goes on
             return {**item, "status": "failed", "error": {"type": "http_error", "code": exc.status_code,
@@ -169,7 +172,7 @@ class ToolRunner:
                    **({"ranking_options": tool.ranking_options} if tool.ranking_options else {})}
         results = []
         for store_id in tool.vector_store_ids:
-            page = await self.gateway.vector_stores.search(user, store_id, SearchRequest.model_validate(options))
+            page = await self.vector_stores.search(user, store_id, SearchRequest.model_validate(options))
             results += [{"file_id": hit["file_id"], "filename": hit["filename"], "score": hit["score"],
                          "text": "".join(part["text"] for part in hit["content"]), "attributes": hit["attributes"]}
                         for hit in page["data"]]
@@ -183,7 +186,7 @@ class ToolRunner:
         await run_tool_item(turn, item, emit, lambda: self._web_search(item))
 
     async def _web_search(self, item: dict[str, Any]) -> dict[str, Any]:
-        result = await self.gateway.tools.web_search(item["action"]["query"])
+        result = await self.tools.web_search(item["action"]["query"])
         sources = [{"type": "url", "url": r["url"], "title": r.get("title"), "content": r.get("content")}
                    for r in (result.metadata or {}).get("results", [])]
         return {**item, "status": "completed", "action": {**item["action"], "sources": sources}}

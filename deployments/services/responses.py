@@ -2,7 +2,7 @@
 
 A turn gathers its context (the previous response's context and output, or the conversation's
 items), the prompt and instructions as a system message, and the new input, then calls the model
-through the gateway. Calls the model makes to server-side tools (file_search, web_search, the
+through its inference client. Calls the model makes to server-side tools (file_search, web_search, the
 tools of MCP servers) are run and fed back until it answers or `max_tool_calls` is reached; calls
 to the caller's `function` tools, and MCP calls that need the caller's approval, end the turn as
 `function_call` / `mcp_approval_request` items, continued by a request with
@@ -17,11 +17,25 @@ import asyncio
 import json
 from typing import Any, AsyncIterator, Literal
 
-from deployments.services.gateway import Gateway
+from deployments.services.conversations import ConversationService
+from deployments.services.models import ModelService
+from deployments.services.prompts import PromptService
 from deployments.services.recording import StreamedCompletion
 from deployments.services.response_tools import ToolRunner, TurnTools
-from deployments.services.response_turn import (Emit, Turn, add_item, add_message, close_message, message_item, new_id,
-                                       open_message, quiet, refusal_item, shown)
+from deployments.services.response_turn import (
+    Emit,
+    Turn,
+    add_item,
+    add_message,
+    close_message,
+    message_item,
+    new_id,
+    open_message,
+    quiet,
+    refusal_item,
+    shown,
+)
+from deployments.services.safety import SafetyService
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError, NotFoundError
 from providers.api.inference import ChatCompletionRequest
@@ -36,11 +50,18 @@ _FORCED_SEARCHES = ({"type": "function", "function": {"name": "file_search"}},
 
 
 class ResponseService:
-    def __init__(self, gateway: Gateway, records: OwnedRecords, max_steps: int = MAX_STEPS):
-        self.gateway = gateway
+    def __init__(self, records: OwnedRecords, models: ModelService, tools: ToolRunner, *,
+                 prompts: PromptService | None, safety: SafetyService | None,
+                 conversations: ConversationService | None, guardrails: list[str], max_steps: int = MAX_STEPS):
+        """`guardrails`: the shields of a request that names none."""
         self.records = records
+        self.models = models
+        self.tools = tools
+        self.prompts = prompts
+        self.safety = safety
+        self.conversations = conversations
+        self.guardrails = guardrails
         self.max_steps = max_steps
-        self.tools = ToolRunner(gateway)
         # Stored before the answer returns, so previous_response_id finds it; concurrent turns share transactions.
         self.writes = GroupCommit(records.insert)
 
@@ -54,7 +75,7 @@ class ResponseService:
         return self._stream(user, turn)
 
     async def _prepare(self, user: Identity | None, request: CreateResponseRequest) -> Turn:
-        model = await self.gateway.model_for(user, request.model)
+        model = await self.models.model_for(user, request.model)
         if model.model_type != "llm":
             raise InvalidRequestError(f"model '{request.model}' is an {model.model_type} model; responses need an llm", param="model")
         if not request.store and request.conversation:
@@ -62,20 +83,20 @@ class ResponseService:
         context = await self._context(user, request)
         system = []
         if request.prompt:
-            if self.gateway.prompts is None:
+            if self.prompts is None:
                 raise InvalidRequestError("prompts are not served by this graph", param="prompt")
             version = int(request.prompt.version) if request.prompt.version is not None else None
-            system.append(await self.gateway.prompts.render(user, request.prompt.id, version, request.prompt.variables))
+            system.append(await self.prompts.render(user, request.prompt.id, version, request.prompt.variables))
         if request.instructions:
             system.append(request.instructions)
         new_items = request.input_items()
         messages = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + chat_messages(context + new_items)
         chat_response_format(request.text)
-        guardrails = request.guardrails if request.guardrails is not None else self.gateway.run_config.responses.guardrails
+        guardrails = request.guardrails if request.guardrails is not None else self.guardrails
         for i, shield_id in enumerate(guardrails):
-            if self.gateway.safety is None:
+            if self.safety is None:
                 raise InvalidRequestError("guardrails need shields, and this graph serves no safety provider", param="guardrails")
-            self.gateway.safety.shield(shield_id, f"guardrails.{i}")
+            self.safety.shield(shield_id, f"guardrails.{i}")
         turn = Turn(request, model, context, new_items, messages, request.conversation_id(), guardrails)
         await asyncio.gather(*self.tools.check(user, turn))
         return turn
@@ -91,17 +112,17 @@ class ResponseService:
             return previous["context"] + previous["response"]["output"]
         conversation_id = request.conversation_id()
         if conversation_id:
-            if self.gateway.conversations is None:
+            if self.conversations is None:
                 raise InvalidRequestError("conversations are not served by this graph", param="conversation")
-            await self.gateway.conversations.conversations.authorize(user, conversation_id, "update")
-            return await self.gateway.conversations.history(user, conversation_id)
+            await self.conversations.conversations.authorize(user, conversation_id, "update")
+            return await self.conversations.history(user, conversation_id)
         return []
 
     async def _refusal(self, turn: Turn, texts: list[str]) -> str | None:
         """What to answer instead when a guardrail flags any of `texts`."""
         messages = [{"role": "user", "content": text} for text in texts if text]
         for shield_id in turn.guardrails if messages else []:
-            verdict = await self.gateway.safety.run_shield(RunShieldRequest(shield_id=shield_id, messages=messages))
+            verdict = await self.safety.run_shield(RunShieldRequest(shield_id=shield_id, messages=messages))
             if verdict["violation"] is not None:
                 return verdict["violation"]["user_message"]
         return None
@@ -188,8 +209,8 @@ class ResponseService:
         """One chat completion; a streamed one emits its text as it comes."""
         model = turn.model
         if not turn.request.stream:
-            result = await self.gateway.call(model.provider_id, "chat_completion", self._chat_request(turn, tools, False),
-                                             model.provider_resource_id)
+            result = await self.models.client(model).chat_completion(self._chat_request(turn, tools, False),
+                                                                     model.provider_resource_id)
             completion = result if isinstance(result, dict) else result.model_dump(exclude_unset=True)
             text = completion["choices"][0]["message"].get("content")
             if text:
@@ -198,8 +219,8 @@ class ResponseService:
         streamed = StreamedCompletion()
         item: dict[str, Any] | None = None
         where: dict[str, Any] = {}
-        async for sse_text in self.gateway.stream(model.provider_id, "chat_completion",
-                                                  self._chat_request(turn, tools, True), model.provider_resource_id):
+        async for sse_text in self.models.client(model).stream_chat_completion(self._chat_request(turn, tools, True),
+                                                                               model.provider_resource_id):
             deltas = streamed.feed(sse_text)
             if turn.guardrails:  # guarded text is checked whole before anyone sees it
                 continue
@@ -269,7 +290,7 @@ class ResponseService:
                       "context": turn.context + turn.new_items}
             await self.writes.insert([self.records.row(record, user, model=turn.request.model)])
         if turn.conversation_id:
-            await self.gateway.conversations.append(turn.conversation_id, turn.new_items + turn.output)
+            await self.conversations.append(turn.conversation_id, turn.new_items + turn.output)
         return response
 
     # ------------------------------------------------------------ stored responses

@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from deployments.services.gateway import Gateway
+from deployments.clients import SafetyClient
 from providers.api.errors import InvalidRequestError, NotFoundError
 from providers.api.safety import ModerationRequest, RunShieldRequest, Shield, message_text
+from providers.run_config import ShieldEntry
 
 
 class SafetyService:
-    def __init__(self, gateway: Gateway):
-        self.gateway = gateway
+    def __init__(self, entries: list[ShieldEntry], providers: dict[str, SafetyClient]):
+        """`providers`: each safety provider's client by provider id."""
+        self.providers = providers
         self.shields = {
             entry.shield_id: Shield(identifier=entry.shield_id, provider_id=entry.provider_id,
                                     provider_resource_id=entry.provider_shield_id or entry.shield_id, params=entry.params)
-            for entry in gateway.run_config.registered_resources.shields
+            for entry in entries
         }
 
     def shield(self, shield_id: str, param: str = "shield_id") -> Shield:
@@ -27,7 +29,7 @@ class SafetyService:
         return found
 
     async def _moderate(self, shield: Shield, texts: list[str], params: dict[str, Any] | None) -> list[dict[str, Any]]:
-        return await self.gateway.call(shield.provider_id, "moderate", texts, {**shield.params, **(params or {})})
+        return await self.providers[shield.provider_id].moderate(texts, {**shield.params, **(params or {})})
 
     async def moderations(self, request: ModerationRequest) -> dict[str, Any]:
         if request.model is None and not self.shields:

@@ -4,24 +4,22 @@ function asks its judge model through the graph (at most `JUDGE_CONCURRENCY` req
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from deployments.services.datasets import DatasetService
+from deployments.services.models import ModelService
+from deployments.services.scoring_functions import BUILTIN, Judge, LLMAsJudgeParams, ScoringFn, ScoringParams, resolve, score
 from providers.access import Identity
 from providers.api.errors import NotFoundError
 from providers.api.inference import ChatCompletionRequest
-from deployments.services.scoring_functions import BUILTIN, Judge, LLMAsJudgeParams, ScoringFn, ScoringParams, resolve, score
-
-if TYPE_CHECKING:
-    from deployments.services.datasets import DatasetService
-    from deployments.services.gateway import Gateway
 
 JUDGE_CONCURRENCY = 8
 PAGE_ROWS = 1000
 
 
 class ScoringService:
-    def __init__(self, gateway: Gateway, datasets: DatasetService | None):
-        self.gateway = gateway
+    def __init__(self, models: ModelService, datasets: DatasetService | None):
+        self.models = models
         self.datasets = datasets
 
     def functions(self) -> list[ScoringFn]:
@@ -39,7 +37,7 @@ class ScoringService:
         for fn_id, params in resolved.items():
             if isinstance(params, LLMAsJudgeParams):
                 try:
-                    await self.gateway.model_for(user, params.judge_model)
+                    await self.models.model_for(user, params.judge_model)
                 except NotFoundError as exc:
                     raise NotFoundError(exc.message, param=f"{where}.{fn_id}.judge_model") from None
         return resolved
@@ -71,10 +69,10 @@ class ScoringService:
 
         async def ask(prompt: str) -> str:
             async with gate:
-                model = await self.gateway.model_for(user, model_id)
+                model = await self.models.model_for(user, model_id)
                 request = ChatCompletionRequest(model=model_id, messages=[{"role": "user", "content": prompt}],
                                                 temperature=0.0, max_tokens=64)
-                reply = await self.gateway.call(model.provider_id, "chat_completion", request, model.provider_resource_id)
+                reply = await self.models.client(model).chat_completion(request, model.provider_resource_id)
                 return reply["choices"][0]["message"]["content"] or ""
 
         return ask

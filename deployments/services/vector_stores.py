@@ -14,60 +14,61 @@ import time
 import uuid
 from typing import Any
 
-import ray
-
+from deployments.clients import InferenceClient, VectorIOClient
 from deployments.services.files import FileService
-from deployments.services.gateway import Gateway
 from deployments.services.ingestion import IngestionRunner
+from deployments.services.ingestion_pipeline import FileJob, Pipeline, PipelineResources, run_pipeline
+from deployments.services.models import ModelService
+from deployments.services.replica import Replica
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from providers.api.inference import EmbeddingRequest
 from providers.api.models import Model
-from providers.api.vector_stores import (AttachFileRequest, AutoChunkingStrategy, CreateFileBatchRequest,
-                                         CreateVectorStoreRequest, SearchRequest, UpdateVectorStoreRequest,
-                                         search_result)
+from providers.api.vector_stores import (
+    AttachFileRequest,
+    AutoChunkingStrategy,
+    CreateFileBatchRequest,
+    CreateVectorStoreRequest,
+    SearchRequest,
+    UpdateVectorStoreRequest,
+    search_result,
+)
 from providers.run_config import IngestionConfig
 from providers.storage.owned_records import OwnedRecords
-from deployments.services.ingestion_pipeline import FileJob, PipelineResources
 
 logger = logging.getLogger("ray.serve")
 
 # "auto" chunking: OpenAI's 800/400, capped to what the embedding model reads (MiniLM: 256 tokens).
 AUTO_MAX_WORDS, AUTO_OVERLAP_WORDS, WORDS_PER_TOKEN = 800, 400, 0.75
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
-SERVE_NAMESPACE = "serve"  # the Ray namespace of Serve's replica actors
-
-
-def replica_alive(actor_name: str) -> bool:
-    try:
-        ray.get_actor(actor_name, namespace=SERVE_NAMESPACE)
-    except ValueError:
-        return False
-    return True
 
 
 class VectorStoreService:
-    def __init__(self, gateway: Gateway, files: FileService, stores: OwnedRecords, store_files: OwnedRecords,
-                 batches: OwnedRecords, provider_id: str, ingestion: IngestionConfig, ingester: str):
-        """`ingester` names this replica's actor, so other replicas can tell whether it still lives."""
-        self.gateway = gateway
-        self.files = files
+    def __init__(self, stores: OwnedRecords, store_files: OwnedRecords, batches: OwnedRecords, models: ModelService,
+                 files: FileService, provider_id: str, vector_io: VectorIOClient,
+                 embedders: dict[str, InferenceClient], ingestion: IngestionConfig, replica: Replica,
+                 pipeline: Pipeline = run_pipeline):
+        """Each file in progress names the replica ingesting it (`replica.id`); one whose replica is
+        gone is taken over. `embedders`: every inference provider's client, by provider id;
+        `pipeline` runs the ingestion stages (run_pipeline: as Ray Data tasks)."""
         self.stores = stores
         self.store_files = store_files
         self.batches = batches
+        self.models = models
+        self.files = files
         self.provider_id = provider_id
-        self.ingester = ingester
-        embedders = {pid: route.handle for pid, route in gateway.providers.items() if route.api == "inference"}
+        self.vector_io = vector_io
+        self.replica = replica
+        self.ingester = replica.id
         resources = PipelineResources(ingestion.embedding_batch_size, ingestion.concurrency, ingestion.num_cpus)
-        self.ingestion = IngestionRunner(embedders, gateway.provider(files.provider_id).handle,
-                                         gateway.provider(provider_id).handle, resources, self._settle, self._still_wanted,
-                                         self._flush)
+        self.ingestion = IngestionRunner(embedders, files.provider, vector_io, resources, self._settle,
+                                         self._still_wanted, self._flush, pipeline)
 
     # ------------------------------------------------------------ stores
 
     async def create(self, user: Identity | None, request: CreateVectorStoreRequest) -> dict[str, Any]:
         store_id = f"vs_{uuid.uuid4().hex}"
-        if not self.gateway.policy.allows(user, "create", "vector_store", store_id, user):
+        if not self.stores.policy.allows(user, "create", "vector_store", store_id, user):
             raise PermissionDeniedError("not allowed to create vector stores")
         if request.provider_id not in (None, self.provider_id):
             raise NotFoundError(f"no vector IO provider '{request.provider_id}'", param="provider_id")
@@ -75,7 +76,7 @@ class VectorStoreService:
         for file_id in request.file_ids:  # every file must be readable before the store exists
             await self.files.records.get(user, file_id)
         dimension = model.metadata.get("embedding_dimension") or len((await self._embed(model, ["dimension"]))[0])
-        await self.gateway.call(self.provider_id, "create_store", store_id, dimension)
+        await self.vector_io.create_store(store_id, dimension)
         now = int(time.time())
         record = {"id": store_id, "object": "vector_store", "created_at": now, "last_active_at": now,
                   "name": request.name, "metadata": request.metadata or {},
@@ -89,11 +90,11 @@ class VectorStoreService:
 
     async def _embedding_model(self, user: Identity | None, model_id: str | None) -> Model:
         if model_id is not None:
-            model = await self.gateway.model_for(user, model_id)
+            model = await self.models.model_for(user, model_id)
             if model.model_type != "embedding":
                 raise InvalidRequestError(f"model '{model_id}' is not an embedding model", param="embedding_model")
             return model
-        candidates = [m for m in await self.gateway.visible_models(user) if m.model_type == "embedding"]
+        candidates = [m for m in await self.models.visible(user) if m.model_type == "embedding"]
         if not candidates:
             raise InvalidRequestError("no embedding model is registered; register one or name it", param="embedding_model")
         return candidates[0]
@@ -126,7 +127,7 @@ class VectorStoreService:
     async def delete(self, user: Identity | None, store_id: str) -> None:
         await self.stores.delete(user, store_id)
         await self.store_files.delete_where(vector_store_id=store_id)
-        await self.gateway.call(self.provider_id, "delete_store", store_id)
+        await self.vector_io.delete_store(store_id)
 
     # ------------------------------------------------------------ files
 
@@ -139,7 +140,7 @@ class VectorStoreService:
         file must be readable by the caller before any is attached."""
         store = await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
         files = [await self.files.records.get(user, request.file_id) for request in requests]
-        model = await self.gateway.models.get(store["embedding_model"])
+        model = await self.models.get(store["embedding_model"])
         records, rows = [], []
         for request in requests:
             strategy = request.chunking_strategy or AutoChunkingStrategy(type="auto")
@@ -184,12 +185,12 @@ class VectorStoreService:
 
     async def _drop_chunks(self, job: FileJob) -> None:
         try:
-            await self.gateway.call(self.provider_id, "delete_file", job.store_id, job.file_id)
+            await self.vector_io.delete_file(job.store_id, job.file_id)
         except NotFoundError:  # the store is gone, and its chunks with it
             pass
 
     async def _flush(self, store_id: str) -> None:
-        await self.gateway.call(self.provider_id, "flush", store_id)
+        await self.vector_io.flush(store_id)
 
     async def _still_wanted(self, jobs: list[FileJob]) -> set[tuple[str, str]]:
         mine = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
@@ -203,7 +204,7 @@ class VectorStoreService:
         ingesters = await self.store_files.count_by("ingester", status="in_progress")
         taken = 0
         for ingester in ingesters:
-            if ingester == self.ingester or await asyncio.to_thread(replica_alive, ingester):
+            if ingester == self.ingester or await asyncio.to_thread(self.replica.alive, ingester):
                 continue
             orphans = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
                                                   ingester=ingester)
@@ -218,7 +219,7 @@ class VectorStoreService:
                     continue
                 if not await self.store_files.set_columns_if(row_id, {"ingester": ingester}, ingester=self.ingester):
                     continue  # another replica took it over first
-                self._submit(store, file, record, await self.gateway.models.get(store["embedding_model"]))
+                self._submit(store, file, record, await self.models.get(store["embedding_model"]))
                 taken += 1
         if taken:
             logger.info("resumed the ingestion of %d files left by stopped replicas", taken)
@@ -244,7 +245,7 @@ class VectorStoreService:
 
     async def _embed(self, model: Model, texts: list[str]) -> list[list[float]]:
         request = EmbeddingRequest(model=model.identifier, input=texts)
-        result = await self.gateway.call(model.provider_id, "embeddings", request, model.provider_resource_id)
+        result = await self.models.client(model).embeddings(request, model.provider_resource_id)
         return [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
 
     async def list_files(self, user: Identity | None, store_id: str, *, after: str | None, status: str | None,
@@ -259,14 +260,14 @@ class VectorStoreService:
 
     async def file_content(self, user: Identity | None, store_id: str, file_id: str) -> dict[str, Any]:
         record = await self.get_file(user, store_id, file_id)
-        texts = await self.gateway.call(self.provider_id, "file_chunks", store_id, file_id)
+        texts = await self.vector_io.file_chunks(store_id, file_id)
         return {"object": "vector_store.file_content.page", "file_id": file_id, "attributes": record["attributes"],
                 "data": [{"type": "text", "text": t} for t in texts], "has_more": False, "next_page": None}
 
     async def detach(self, user: Identity | None, store_id: str, file_id: str) -> None:
         await self.stores.update(user, store_id, {"last_active_at": int(time.time())})
         await self.store_files.delete(None, f"{store_id}/{file_id}")
-        await self.gateway.call(self.provider_id, "delete_file", store_id, file_id)
+        await self.vector_io.delete_file(store_id, file_id)
 
     # ------------------------------------------------------------ file batches
 
@@ -321,8 +322,8 @@ class VectorStoreService:
         text = request.text()
         embedding = None
         if request.search_mode != "keyword":
-            embedding = (await self._embed(await self.gateway.models.get(store["embedding_model"]), [text]))[0]
-        hits = await self.gateway.call(self.provider_id, "search", store_id, embedding=embedding, text=text,
+            embedding = (await self._embed(await self.models.get(store["embedding_model"]), [text]))[0]
+        hits = await self.vector_io.search(store_id, embedding=embedding, text=text,
                                        mode=request.search_mode, limit=request.max_num_results, filters=request.filters)
         threshold = request.ranking_options.score_threshold if request.ranking_options else float("-inf")
         names = {}

@@ -1,128 +1,260 @@
-"""The graph's services as a replica opens them from the run config: the model registry, the
-stores, and the file, vector store, safety, tool, prompt, conversation, response, dataset,
-post-training, scoring and eval services.
-The ingress and the agents deployment open the same ones."""
+"""The one place services are built: `open_services` makes each in dependency order and hands it
+exactly what it uses. The ingress opens every API it routes; the agents deployment opens the
+Responses API and what a turn calls."""
 
-from __future__ import annotations
-
+from dataclasses import dataclass
 from typing import Any
 
-from ray import serve
-
+from deployments.clients import (
+    AgentsClient,
+    DatasetIOClient,
+    FilesClient,
+    InferenceClient,
+    PostTrainingClient,
+    ProviderDirectory,
+    SafetyClient,
+    ToolRuntimeClient,
+    VectorIOClient,
+)
 from deployments.services.conversations import ConversationService
 from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
+from deployments.services.eval_generation import Generation, GenerationResources, run_generation
 from deployments.services.files import FileService
-from deployments.services.gateway import Gateway
+from deployments.services.ingestion_pipeline import Pipeline, run_pipeline
+from deployments.services.models import ModelService
 from deployments.services.post_training import PostTrainingService
 from deployments.services.prompts import PromptService
+from deployments.services.replica import Replica
+from deployments.services.response_tools import ToolRunner
 from deployments.services.responses import MAX_STEPS, ResponseService
 from deployments.services.safety import SafetyService
 from deployments.services.scoring import ScoringService
 from deployments.services.tools import ToolService
-from deployments.services.vector_stores import VectorStoreService, replica_alive
+from deployments.services.vector_stores import VectorStoreService
 from providers.access import AccessPolicy
+from providers.access.authenticators import Authenticator, build_authenticator
 from providers.api.datasets import Dataset
 from providers.api.eval import Benchmark
-from deployments.services.eval_generation import GenerationResources
 from providers.registry import get_spec
-from providers.storage.model_registry import ModelRegistry
-from providers.storage.owned_resources import OwnedResources
 from providers.run_config import RunConfig
 from providers.storage import Storage
+from providers.storage.inference_store import InferenceStore
+from providers.storage.model_registry import ModelRegistry
 from providers.storage.owned_records import OwnedRecords
+from providers.storage.owned_resources import OwnedResources
 
 
-async def open_gateway(config: RunConfig, handles: dict[str, Any], storage: Storage, *,
-                       max_steps: int = MAX_STEPS) -> Gateway:
-    """A gateway to the providers in `handles`, with every service the run config declares (but
-    what only the ingress needs: the authenticator and the inference store)."""
-    policy = AccessPolicy(config.server.access_policy)
-    gateway = Gateway(config, handles, ModelRegistry(storage.kv("metadata")), policy)
-    if config.providers.get("files"):
-        gateway.files = await _file_service(config, storage, policy, gateway)
-    if config.providers.get("vector_io"):
-        gateway.vector_stores = await _vector_store_service(config, storage, policy, gateway)
-    if config.providers.get("safety"):
-        gateway.safety = SafetyService(gateway)
-    if config.providers.get("tool_runtime"):
-        gateway.tools = ToolService(gateway)
-    if "prompts" in config.apis:
-        gateway.prompts = await _prompt_service(storage, policy)
-    if "conversations" in config.apis:
-        gateway.conversations = await _conversation_service(storage, policy)
-    if "responses" in config.apis:
-        records = await _records(storage, "responses", policy, resource_type="response", noun="response",
-                                 id_param="response_id", filter_columns=("model",))
-        gateway.responses = ResponseService(gateway, records, max_steps=max_steps)
-    await _open_training_and_eval(config, storage, policy, gateway)
-    return gateway
+@dataclass(frozen=True)
+class Services:
+    """What a replica serves; a service is None when the run config does not declare it (the
+    authenticator when authentication is off), or when the replica does not serve it."""
+
+    providers: ProviderDirectory
+    models: ModelService
+    files: FileService | None = None
+    vector_stores: VectorStoreService | None = None
+    prompts: PromptService | None = None
+    safety: SafetyService | None = None
+    tools: ToolService | None = None
+    conversations: ConversationService | None = None
+    responses: ResponseService | None = None
+    datasets: DatasetService | None = None
+    post_training: PostTrainingService | None = None
+    scoring: ScoringService | None = None
+    eval: EvalService | None = None
+    inference_store: InferenceStore | None = None
+    authenticator: Authenticator | None = None
+    agents: AgentsClient | None = None
+
+    def write_queues(self) -> dict[str, Any]:
+        """The queues of records being written, by store: the inference store's write-behind queue,
+        and the rows waiting for the responses' and conversations' next group commit."""
+        queues: dict[str, Any] = {}
+        if self.inference_store is not None:
+            queues["inference"] = self.inference_store.queue
+        if self.responses is not None:
+            queues["responses"] = self.responses.writes
+        if self.conversations is not None:
+            queues["conversations"] = self.conversations.item_writes
+        return queues
+
+    async def close(self) -> None:
+        """Finish what is in flight: ingestions, queued records, the authenticator's connections."""
+        if self.vector_stores is not None:
+            await self.vector_stores.close()
+        if self.inference_store is not None:
+            await self.inference_store.close()
+        if self.authenticator is not None:
+            await self.authenticator.close()
 
 
-async def _open_training_and_eval(config: RunConfig, storage: Storage, policy: AccessPolicy, gateway: Gateway) -> None:
-    if config.providers.get("datasetio"):
-        registry = OwnedResources(storage.kv("metadata"), policy, Dataset, resource_type="dataset", noun="dataset",
-                                  id_param="dataset_id")
-        gateway.datasets = DatasetService(registry, gateway.call, config.providers["datasetio"][0].provider_id,
-                                          gateway.files)
-    if config.providers.get("post_training"):
-        jobs = await _records(storage, "jobs", policy, "_post_training", resource_type="post_training_job",
-                              noun="post-training job", id_param="job_uuid")
-        gateway.post_training = PostTrainingService(gateway, jobs, config.providers["post_training"][0].provider_id,
-                                                    gateway.datasets)
-    if "scoring" in config.apis or "eval" in config.apis:
-        gateway.scoring = ScoringService(gateway, gateway.datasets)
-    if "eval" in config.apis:
-        benchmarks = OwnedResources(storage.kv("metadata"), policy, Benchmark, resource_type="benchmark",
+@dataclass(frozen=True)
+class Execution:
+    """How the services' bulk work runs: as Ray Data pipelines on the cluster."""
+
+    ingestion: Pipeline = run_pipeline
+    generation: Generation = run_generation
+
+
+class _Opener:
+    """The run config's services over one storage, each opened once, its dependencies first."""
+
+    def __init__(self, config: RunConfig, providers: ProviderDirectory, storage: Storage, replica: Replica,
+                 max_steps: int, execution: Execution):
+        self.config = config
+        self.execution = execution
+        self.providers = providers
+        self.storage = storage
+        self.replica = replica
+        self.max_steps = max_steps
+        self.policy = AccessPolicy(config.server.access_policy)
+        self.models = ModelService(ModelRegistry(storage.kv("metadata")), self.policy, providers)
+
+    async def records(self, store: str, suffix: str = "", **options: Any) -> OwnedRecords:
+        engine, table_name = self.storage.sql(store)
+        records = OwnedRecords(engine, f"{table_name}{suffix}", self.policy, **options)
+        await records.create_table()
+        return records
+
+    def _provider(self, api: str):
+        entries = self.config.providers.get(api)
+        return entries[0] if entries else None
+
+    async def files(self) -> FileService | None:
+        entry = self._provider("files")
+        if entry is None:
+            return None
+        records = await self.records("files", resource_type="file", noun="file", id_param="file_id",
+                                     filter_columns=("purpose",))
+        max_bytes = get_spec(entry.provider_type).parse_config(entry.config).max_file_size_bytes
+        return FileService(records, self.providers.client(entry.provider_id, FilesClient), max_bytes)
+
+    async def vector_stores(self, files: FileService | None) -> VectorStoreService | None:
+        entry = self._provider("vector_io")
+        if entry is None or files is None:
+            return None
+        stores = await self.records("vector_stores", resource_type="vector_store", noun="vector store",
+                                    id_param="vector_store_id")
+        store_files = await self.records("vector_stores", "_files", resource_type="vector_store_file",
+                                         noun="vector store file", id_param="file_id",
+                                         filter_columns=("vector_store_id", "status", "batch_id", "ingester"))
+        batches = await self.records("vector_stores", "_file_batches", resource_type="vector_store_file_batch",
+                                     noun="file batch", id_param="batch_id", filter_columns=("vector_store_id",))
+        return VectorStoreService(stores, store_files, batches, self.models, files,
+                                  entry.provider_id, self.providers.client(entry.provider_id, VectorIOClient),
+                                  self.providers.clients(InferenceClient), self.config.vector_stores.ingestion,
+                                  self.replica, self.execution.ingestion)
+
+    async def prompts(self) -> PromptService | None:
+        if "prompts" not in self.config.apis:
+            return None
+        heads = await self.records("prompts", resource_type="prompt", noun="prompt", id_param="prompt_id")
+        versions = await self.records("prompts", "_versions", resource_type="prompt_version", noun="prompt version",
+                                      id_param="version", filter_columns=("prompt_id",))
+        return PromptService(heads, versions)
+
+    def safety(self) -> SafetyService | None:
+        if not self.config.providers.get("safety"):
+            return None
+        return SafetyService(self.config.registered_resources.shields, self.providers.clients(SafetyClient))
+
+    def tools(self) -> ToolService | None:
+        if not self.config.providers.get("tool_runtime"):
+            return None
+        types = {route.entry.provider_id: route.entry.provider_type for route in self.providers.of_api("tool_runtime")}
+        return ToolService(self.config.registered_resources.tool_groups, self.providers.clients(ToolRuntimeClient),
+                           types)
+
+    async def conversations(self) -> ConversationService | None:
+        if "conversations" not in self.config.apis:
+            return None
+        records = await self.records("conversations", resource_type="conversation", noun="conversation",
+                                     id_param="conversation_id")
+        items = await self.records("conversations", "_items", resource_type="conversation_item",
+                                   noun="conversation item", id_param="item_id", filter_columns=("conversation_id",))
+        return ConversationService(records, items)
+
+    async def responses(self, vector_stores: VectorStoreService | None, tools: ToolService | None,
+                        prompts: PromptService | None, safety: SafetyService | None,
+                        conversations: ConversationService | None) -> ResponseService | None:
+        if "responses" not in self.config.apis:
+            return None
+        records = await self.records("responses", resource_type="response", noun="response", id_param="response_id",
+                                     filter_columns=("model",))
+        return ResponseService(records, self.models, ToolRunner(vector_stores, tools), prompts=prompts, safety=safety,
+                               conversations=conversations, guardrails=self.config.responses.guardrails,
+                               max_steps=self.max_steps)
+
+    def datasets(self, files: FileService | None) -> DatasetService | None:
+        entry = self._provider("datasetio")
+        if entry is None:
+            return None
+        registry = OwnedResources(self.storage.kv("metadata"), self.policy, Dataset, resource_type="dataset",
+                                  noun="dataset", id_param="dataset_id")
+        return DatasetService(registry, entry.provider_id, self.providers.client(entry.provider_id, DatasetIOClient),
+                              files)
+
+    async def post_training(self, datasets: DatasetService | None) -> PostTrainingService | None:
+        entry = self._provider("post_training")
+        if entry is None or datasets is None:
+            return None
+        jobs = await self.records("jobs", "_post_training", resource_type="post_training_job",
+                                  noun="post-training job", id_param="job_uuid")
+        return PostTrainingService(jobs, self.providers.client(entry.provider_id, PostTrainingClient), self.models,
+                                   self.providers, datasets)
+
+    def scoring(self, datasets: DatasetService | None) -> ScoringService | None:
+        if "scoring" not in self.config.apis and "eval" not in self.config.apis:
+            return None
+        return ScoringService(self.models, datasets)
+
+    async def eval(self, datasets: DatasetService | None, scoring: ScoringService | None) -> EvalService | None:
+        if "eval" not in self.config.apis or datasets is None or scoring is None:
+            return None
+        benchmarks = OwnedResources(self.storage.kv("metadata"), self.policy, Benchmark, resource_type="benchmark",
                                     noun="benchmark", id_param="benchmark_id")
-        jobs = await _records(storage, "jobs", policy, "_eval", resource_type="eval_job", noun="job", id_param="job_id",
-                              filter_columns=("benchmark_id",))
-        resources = GenerationResources(config.eval.batch_size, config.eval.concurrency, config.eval.num_cpus)
-        runner = serve.get_replica_context().replica_id.to_full_id_str()
-        gateway.eval = EvalService(gateway, benchmarks, jobs, gateway.datasets, gateway.scoring, resources, runner,
-                                   replica_alive)
+        jobs = await self.records("jobs", "_eval", resource_type="eval_job", noun="job", id_param="job_id",
+                                  filter_columns=("benchmark_id",))
+        resources = GenerationResources(self.config.eval.batch_size, self.config.eval.concurrency,
+                                        self.config.eval.num_cpus)
+        return EvalService(self.models, benchmarks, jobs, datasets, scoring, resources, self.replica,
+                           self.execution.generation)
+
+    async def inference_store(self) -> InferenceStore | None:
+        if "inference" not in self.config.storage.stores:
+            return None
+        engine, _ = self.storage.sql("inference")
+        store = InferenceStore(engine, self.config.storage.stores["inference"], self.policy)
+        await store.create_table()
+        return store
+
+    def agents(self) -> AgentsClient | None:
+        entry = self._provider("agents")
+        return None if entry is None else self.providers.client(entry.provider_id, AgentsClient)
 
 
-async def _records(storage: Storage, store: str, policy: AccessPolicy, suffix: str = "", **options: Any) -> OwnedRecords:
-    engine, table_name = storage.sql(store)
-    records = OwnedRecords(engine, f"{table_name}{suffix}", policy, **options)
-    await records.create_table()
-    return records
 
-
-async def _file_service(config: RunConfig, storage: Storage, policy: AccessPolicy, gateway: Gateway) -> FileService:
-    entry = config.providers["files"][0]
-    records = await _records(storage, "files", policy, resource_type="file", noun="file", id_param="file_id",
-                             filter_columns=("purpose",))
-    max_bytes = get_spec(entry.provider_type).parse_config(entry.config).max_file_size_bytes
-    return FileService(records, gateway.call, entry.provider_id, max_bytes)
-
-
-async def _prompt_service(storage: Storage, policy: AccessPolicy) -> PromptService:
-    heads = await _records(storage, "prompts", policy, resource_type="prompt", noun="prompt", id_param="prompt_id")
-    versions = await _records(storage, "prompts", policy, "_versions", resource_type="prompt_version",
-                              noun="prompt version", id_param="version", filter_columns=("prompt_id",))
-    return PromptService(heads, versions)
-
-
-async def _conversation_service(storage: Storage, policy: AccessPolicy) -> ConversationService:
-    records = await _records(storage, "conversations", policy, resource_type="conversation", noun="conversation",
-                             id_param="conversation_id")
-    items = await _records(storage, "conversations", policy, "_items", resource_type="conversation_item",
-                           noun="conversation item", id_param="item_id", filter_columns=("conversation_id",))
-    return ConversationService(records, items)
-
-
-async def _vector_store_service(config: RunConfig, storage: Storage, policy: AccessPolicy,
-                                gateway: Gateway) -> VectorStoreService:
-    stores = await _records(storage, "vector_stores", policy, resource_type="vector_store", noun="vector store",
-                            id_param="vector_store_id")
-    store_files = await _records(storage, "vector_stores", policy, "_files", resource_type="vector_store_file",
-                                 noun="vector store file", id_param="file_id",
-                                 filter_columns=("vector_store_id", "status", "batch_id", "ingester"))
-    batches = await _records(storage, "vector_stores", policy, "_file_batches", resource_type="vector_store_file_batch",
-                             noun="file batch", id_param="batch_id", filter_columns=("vector_store_id",))
-    provider_id = config.providers["vector_io"][0].provider_id
-    ingester = serve.get_replica_context().replica_id.to_full_id_str()
-    return VectorStoreService(gateway, gateway.files, stores, store_files, batches, provider_id,
-                              config.vector_stores.ingestion, ingester)
+async def open_services(config: RunConfig, handles: dict[str, Any], storage: Storage, replica: Replica, *,
+                        ingress: bool, max_steps: int = MAX_STEPS, execution: Execution = Execution()) -> Services:
+    """The services of the run config over the providers in `handles` (provider id ->
+    DeploymentHandle), dependencies first: in the ingress every one, in the agents deployment
+    (`ingress=False`) the responses service and what its turns call."""
+    opener = _Opener(config, ProviderDirectory(config, handles), storage, replica, max_steps, execution)
+    files = await opener.files()
+    vector_stores = await opener.vector_stores(files)
+    prompts = await opener.prompts()
+    safety = opener.safety()
+    tools = opener.tools()
+    conversations = await opener.conversations()
+    responses = await opener.responses(vector_stores, tools, prompts, safety, conversations)
+    turn_services = {"files": files, "vector_stores": vector_stores, "prompts": prompts, "safety": safety,
+                     "tools": tools, "conversations": conversations, "responses": responses}
+    if not ingress:
+        return Services(opener.providers, opener.models, **turn_services)
+    datasets = opener.datasets(files)
+    scoring = opener.scoring(datasets)
+    return Services(opener.providers, opener.models, **turn_services, datasets=datasets,
+                    post_training=await opener.post_training(datasets), scoring=scoring,
+                    eval=await opener.eval(datasets, scoring), inference_store=await opener.inference_store(),
+                    authenticator=build_authenticator(config.server.auth), agents=opener.agents())

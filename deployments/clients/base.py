@@ -1,0 +1,31 @@
+"""What every provider client shares: the handle of a ProviderDeployment and its two entry points."""
+
+from typing import Any, AsyncIterator, Generator, Generic, Protocol, TypeVar
+
+T = TypeVar("T", covariant=True)
+
+
+class Reply(Protocol, Generic[T]):
+    """A call's pending result (a Serve DeploymentResponse): awaited in a replica's event loop, or
+    waited on with `result()` in a Ray Data task."""
+
+    def __await__(self) -> Generator[Any, None, T]: ...
+
+    def result(self, timeout_s: float | None = None) -> T: ...
+
+
+class ProviderClient:
+    """A provider deployment (deployments/provider_host.py) seen through its handle."""
+
+    def __init__(self, handle: Any):  # ray.serve.handle.DeploymentHandle
+        self.handle = handle
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Reply[Any]:
+        return self.handle.call.remote(method, *args, **kwargs)
+
+    def _stream(self, method: str, *args: Any) -> AsyncIterator[str]:
+        """The method's results as Server-Sent-Event text."""
+        return self.handle.options(stream=True).stream.remote(method, *args)
+
+    def health(self) -> Reply[dict[str, Any]]:
+        return self._call("health")
