@@ -33,11 +33,13 @@ def run(*argv: str, env: dict[str, str], timeout: float = 120) -> subprocess.Com
 
 class Head:
     """`ray start --head` on free ports with the environment the cluster files give every node
-    (cluster/gpu.env): Serve's fast settings and Ray's token auth, which `serve deploy` and
-    `serve status` use only when RAY_AUTH_MODE says so, though the token is in ~/.ray/auth_token."""
+    (cluster/gpu.env): Serve's fast settings and Ray's token auth, the token from
+    `ray get-auth-token --generate` as the README says (which `serve deploy` and `serve status`
+    send only when RAY_AUTH_MODE says so)."""
 
     def __init__(self, env: dict[str, str], resources: list[str]):
-        self.env = {**env, **FAST_SERVE_ENV, "RAY_AUTH_MODE": "token"}
+        token = run("ray", "get-auth-token", "--generate", env=env).stdout.split()[-1]
+        self.env = {**env, **FAST_SERVE_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
         dashboard = free_port()
         self.address = f"http://127.0.0.1:{dashboard}"
         run("ray", "start", "--head", f"--port={free_port()}", "--dashboard-host=127.0.0.1",
