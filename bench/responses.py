@@ -13,8 +13,17 @@ import argparse
 from contextlib import ExitStack
 from typing import Any
 
-from bench.gateway import (MODEL, _header, _line, graph_run_config, load_arguments, plot, run_rounds, start_graph,
-                           start_mock_process)
+from bench.gateway import (
+    MODEL,
+    _header,
+    _line,
+    graph_run_config,
+    load_arguments,
+    plot,
+    run_rounds,
+    start_graph,
+    start_mock_process,
+)
 from bench.load import LoadSpec
 
 # name -> (api, store)

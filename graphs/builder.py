@@ -20,6 +20,7 @@ from graphs.serve_env import apply_fast_serve_defaults
 from providers.registry import get_spec
 from providers.run_config import DeploymentOptions, ProviderEntry, RunConfig, load_run_config, model_dependencies
 
+
 def merge_options(defaults: dict[str, Any], overrides: DeploymentOptions) -> dict[str, Any]:
     """Registry defaults, then the user's options; nested option dicts merge key by key.
     A fixed `num_replicas` replaces autoscaling."""

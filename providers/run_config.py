@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from providers.access.policy import AccessRule
 from providers.access.auth_config import AuthConfig, AuthProvider
+from providers.access.policy import AccessRule
 
 
 class StrictModel(BaseModel):

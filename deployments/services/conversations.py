@@ -8,8 +8,7 @@ import uuid
 from typing import Any, Literal
 
 from providers.access import Identity
-from providers.api.conversations import (AddItemsRequest, CreateConversationRequest, UpdateConversationRequest,
-                                         normalized_item)
+from providers.api.conversations import AddItemsRequest, CreateConversationRequest, UpdateConversationRequest, normalized_item
 from providers.api.errors import NotFoundError, PermissionDeniedError
 from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords

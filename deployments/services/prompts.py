@@ -12,8 +12,7 @@ from typing import Any
 
 from providers.access import Identity
 from providers.api.errors import ConflictError, NotFoundError, PermissionDeniedError
-from providers.api.prompts import (CreatePromptRequest, SetDefaultVersionRequest, UpdatePromptRequest,
-                                   checked_variables, render)
+from providers.api.prompts import CreatePromptRequest, SetDefaultVersionRequest, UpdatePromptRequest, checked_variables, render
 from providers.storage.owned_records import OwnedRecords
 
 

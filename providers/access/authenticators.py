@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from providers.access.auth_config import AuthConfig, CustomAuth, OAuth2TokenAuth, StaticTokensAuth
 from providers.access.identity import Identity
 from providers.api.errors import AuthenticationError, ServiceUnavailableError
-from providers.access.auth_config import AuthConfig, CustomAuth, OAuth2TokenAuth, StaticTokensAuth
 
 
 class Authenticator(Protocol):

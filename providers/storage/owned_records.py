@@ -7,8 +7,23 @@ import json
 import time
 from typing import Any, Literal
 
-from sqlalchemy import (BigInteger, Column, Index, MetaData, String, Table, Text, and_, delete, false, func, or_,
-                        select, true, update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 

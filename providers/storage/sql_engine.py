@@ -10,8 +10,8 @@ import asyncio
 from pathlib import Path
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from providers.run_config import PostgresConnection, SqliteKVBackend, SqliteSQLBackend

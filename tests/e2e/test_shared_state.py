@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import asyncpg
-
 import httpx
 import openai
 import pytest
@@ -24,9 +23,9 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
-from tests.prometheus import samples
 from tests.fake_llama_guard import start_fake_llama_guard
 from tests.mcp_server import start_mcp_server
+from tests.prometheus import samples
 from tests.unit.test_kvstore import POSTGRES
 
 REPLY = "Stored answers are kept."

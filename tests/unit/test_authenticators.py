@@ -9,9 +9,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from providers.api.errors import AuthenticationError, ServiceUnavailableError
-from providers.access.authenticators import build_authenticator
 from providers.access.auth_config import AuthConfig
+from providers.access.authenticators import build_authenticator
+from providers.api.errors import AuthenticationError, ServiceUnavailableError
 from tests.conftest import free_port
 
 REQUEST = {"method": "GET", "path": "/v1/models", "headers": {}}

@@ -4,8 +4,8 @@ import pytest
 
 from providers.api.errors import ConflictError, NotFoundError
 from providers.api.models import Model
-from providers.storage.model_registry import ModelRegistry
 from providers.storage import Storage
+from providers.storage.model_registry import ModelRegistry
 from tests.unit.test_kvstore import storage_for
 
 

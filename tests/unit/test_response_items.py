@@ -5,8 +5,14 @@ from pydantic import ValidationError
 
 from deployments.services.response_turn import shown
 from providers.api.errors import InvalidRequestError
-from providers.api.responses import (CreateResponseRequest, MCPTool, TextConfig, chat_messages, chat_response_format,
-                                     chat_tool_choice)
+from providers.api.responses import (
+    CreateResponseRequest,
+    MCPTool,
+    TextConfig,
+    chat_messages,
+    chat_response_format,
+    chat_tool_choice,
+)
 
 
 def test_items_become_the_chat_turns_they_stand_for():

@@ -3,8 +3,8 @@
 import pytest
 
 from deployments.services.datasets import check_rows
-from providers.api.errors import InvalidRequestError
 from deployments.services.scoring_functions import aggregate, resolve, score
+from providers.api.errors import InvalidRequestError
 
 ROWS = [
     {"input_query": "Capital of France?", "expected_answer": "Paris", "generated_answer": "Paris"},

@@ -12,8 +12,13 @@ import torch
 from torchtune import training
 from torchtune.models.llama3_1 import llama3_1, lora_llama3_1
 from torchtune.models.llama3_2 import llama3_2, lora_llama3_2
-from torchtune.modules.peft import (get_adapter_params, get_adapter_state_dict, get_lora_module_names,
-                                    get_merged_lora_ckpt, set_trainable_params)
+from torchtune.modules.peft import (
+    get_adapter_params,
+    get_adapter_state_dict,
+    get_lora_module_names,
+    get_merged_lora_ckpt,
+    set_trainable_params,
+)
 from torchtune.training.checkpointing import FullModelHFCheckpointer
 
 _SUPPORTED = {"llama"}
