@@ -55,8 +55,11 @@ class VLLMProvider:
         return [base, *adapters]
 
     async def weights_dir(self, provider_model_id: str) -> str | None:
-        """The local HF folder of the base model (what fine-tuning starts from); None for an adapter."""
-        return self.weights if provider_model_id == self.model_name else None
+        """The local HF folder of the base model (what fine-tuning starts from), whatever the run
+        config names it; None for a LoRA adapter."""
+        if self.adapters is not None and provider_model_id != self.model_name and self.adapters.has(provider_model_id):
+            return None
+        return self.weights
 
     async def chat_completion(self, request: ChatCompletionRequest, provider_model_id: str):
         served = await self._served_name(provider_model_id)
@@ -134,6 +137,13 @@ class LoraAdapters:
                               metadata={"context_length": context_length, "base_model": base,
                                         "adapter_path": str(f.parent)}) for f in found]
 
+    def _path(self, name: str) -> Path | None:
+        path = (self.root / name).resolve()
+        return path if path.is_relative_to(self.root) and (path / "adapter_config.json").exists() else None
+
+    def has(self, name: str) -> bool:
+        return name in self.models.lora_requests or self._path(name) is not None
+
     async def load(self, name: str) -> str | None:
         """The adapter's served name once it is loaded; None when no adapter has that name."""
         if name in self.models.lora_requests:
@@ -143,8 +153,8 @@ class LoraAdapters:
         async with self._loading:
             if name in self.models.lora_requests:
                 return name
-            path = (self.root / name).resolve()
-            if not path.is_relative_to(self.root) or not (path / "adapter_config.json").exists():
+            path = self._path(name)
+            if path is None:
                 self._not_adapters.add(name)  # models are registered only once their adapter exists
                 return None
             result = await self.models.load_lora_adapter(LoadLoRAAdapterRequest(lora_name=name, lora_path=str(path)))
