@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, TypedDict
 
 from pydantic import BaseModel
 
+from deployments.clients import InferenceClient
 from deployments.metrics import ProviderMetrics
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest
@@ -92,10 +93,11 @@ class GraphChatModel:
     """A chat model of the graph, called through its inference deployment's handle."""
 
     def __init__(self, route: ModelRoute):
-        self.route = route
+        self.inference = InferenceClient(route["handle"])
+        self.provider_model_id = route["provider_model_id"]
 
     async def chat_completion(self, request: ChatCompletionRequest) -> dict[str, Any]:
-        result = await self.route["handle"].call.remote("chat_completion", request, self.route["provider_model_id"])
+        result = await self.inference.chat_completion(request, self.provider_model_id)
         return result if isinstance(result, dict) else result.model_dump(exclude_unset=True)
 
 
