@@ -1,1 +1,2 @@
-"""Ray Serve deployment classes: the ingress and the generic provider deployment."""
+"""What runs as Ray Serve deployments (the ingress, the provider host, the agents deployment) and
+what they run: routes/, services/ and the typed provider clients/."""
