@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from deployments.clients import FilesClient, InferenceClient, VectorIOClient
+from deployments.clients import FilesClient, VectorIOClient
 from deployments.metrics import service_metrics
 from deployments.services.ingestion_pipeline import (
     EmbeddingTarget,
@@ -21,6 +21,7 @@ from deployments.services.ingestion_pipeline import (
     PipelineResources,
     run_pipeline,
 )
+from deployments.services.models import ModelService
 from providers.api.models import Model
 
 logger = logging.getLogger("ray.serve")
@@ -60,11 +61,12 @@ class _Tally:
 
 
 class IngestionRunner:
-    def __init__(self, embedders: dict[str, InferenceClient], files: FilesClient, vector_io: VectorIOClient,
+    def __init__(self, models: ModelService, files: FilesClient, vector_io: VectorIOClient,
                  resources: PipelineResources, settle: Settle, still_wanted: StillWanted, flush: Flush,
                  pipeline: Pipeline = run_pipeline, poll_s: float = 1.0):
-        """`pipeline` runs the stages (run_pipeline: as Ray Data tasks)."""
-        self.embedders = embedders  # by provider id
+        """`models` gives each embedding model's inference client; `pipeline` runs the stages
+        (run_pipeline: as Ray Data tasks)."""
+        self.models = models
         self.files = files
         self.vector_io = vector_io
         self.resources = resources
@@ -103,7 +105,7 @@ class IngestionRunner:
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[list[FileProgress]] = asyncio.Queue()
         stop = threading.Event()
-        target = EmbeddingTarget(model.identifier, model.provider_resource_id, self.embedders[model.provider_id])
+        target = EmbeddingTarget(model.identifier, model.provider_resource_id, self.models.client(model))
         pipeline = asyncio.ensure_future(asyncio.to_thread(
             self.pipeline, jobs, self.files, target, self.vector_io, self.resources,
             lambda progress: loop.call_soon_threadsafe(arrived.put_nowait, progress), stop))

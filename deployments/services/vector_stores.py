@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from deployments.clients import InferenceClient, VectorIOClient
+from deployments.clients import VectorIOClient
 from deployments.services.files import FileService
 from deployments.services.ingestion import IngestionRunner
 from deployments.services.ingestion_pipeline import FileJob, Pipeline, PipelineResources, run_pipeline
@@ -45,12 +45,10 @@ STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 class VectorStoreService:
     def __init__(self, stores: OwnedRecords, store_files: OwnedRecords, batches: OwnedRecords, models: ModelService,
-                 files: FileService, provider_id: str, vector_io: VectorIOClient,
-                 embedders: dict[str, InferenceClient], ingestion: IngestionConfig, replica: Replica,
-                 pipeline: Pipeline = run_pipeline):
+                 files: FileService, provider_id: str, vector_io: VectorIOClient, ingestion: IngestionConfig,
+                 replica: Replica, pipeline: Pipeline = run_pipeline):
         """Each file in progress names the replica ingesting it (`replica.id`); one whose replica is
-        gone is taken over. `embedders`: every inference provider's client, by provider id;
-        `pipeline` runs the ingestion stages (run_pipeline: as Ray Data tasks)."""
+        gone is taken over. `pipeline` runs the ingestion stages (run_pipeline: as Ray Data tasks)."""
         self.stores = stores
         self.store_files = store_files
         self.batches = batches
@@ -59,9 +57,8 @@ class VectorStoreService:
         self.provider_id = provider_id
         self.vector_io = vector_io
         self.replica = replica
-        self.ingester = replica.id
         resources = PipelineResources(ingestion.embedding_batch_size, ingestion.concurrency, ingestion.num_cpus)
-        self.ingestion = IngestionRunner(embedders, files.provider, vector_io, resources, self._settle,
+        self.ingestion = IngestionRunner(models, files.provider, vector_io, resources, self._settle,
                                          self._still_wanted, self._flush, pipeline)
 
     # ------------------------------------------------------------ stores
@@ -149,7 +146,7 @@ class VectorStoreService:
                       "attributes": request.attributes or {}, "chunking_strategy": strategy.model_dump()}
             records.append(record)
             rows.append(self.store_files.row(record, None, row_id=f"{store_id}/{request.file_id}", vector_store_id=store_id,
-                                             status="in_progress", batch_id=batch_id, ingester=self.ingester))
+                                             status="in_progress", batch_id=batch_id, ingester=self.replica.id))
         await self.store_files.insert(rows)
         for file, record in zip(files, records):
             self._submit(store, file, record, model)
@@ -194,7 +191,7 @@ class VectorStoreService:
 
     async def _still_wanted(self, jobs: list[FileJob]) -> set[tuple[str, str]]:
         mine = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
-                                           ingester=self.ingester)
+                                           ingester=self.replica.id)
         return {(record["vector_store_id"], record["id"]) for record in mine["data"]}
 
     async def resume_orphans(self) -> int:
@@ -204,7 +201,7 @@ class VectorStoreService:
         ingesters = await self.store_files.count_by("ingester", status="in_progress")
         taken = 0
         for ingester in ingesters:
-            if ingester == self.ingester or await asyncio.to_thread(self.replica.alive, ingester):
+            if ingester == self.replica.id or await asyncio.to_thread(self.replica.alive, ingester):
                 continue
             orphans = await self.store_files.list(None, after=None, limit=100_000, order="asc", status="in_progress",
                                                   ingester=ingester)
@@ -217,7 +214,7 @@ class VectorStoreService:
                     await self.store_files.update(None, row_id, {"status": "failed", "last_error": {
                         "code": "server_error", "message": exc.message}}, status="failed")
                     continue
-                if not await self.store_files.set_columns_if(row_id, {"ingester": ingester}, ingester=self.ingester):
+                if not await self.store_files.set_columns_if(row_id, {"ingester": ingester}, ingester=self.replica.id):
                     continue  # another replica took it over first
                 self._submit(store, file, record, await self.models.get(store["embedding_model"]))
                 taken += 1

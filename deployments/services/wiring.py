@@ -9,7 +9,6 @@ from deployments.clients import (
     AgentsClient,
     DatasetIOClient,
     FilesClient,
-    InferenceClient,
     PostTrainingClient,
     ProviderDirectory,
     SafetyClient,
@@ -143,8 +142,7 @@ class _Opener:
                                      noun="file batch", id_param="batch_id", filter_columns=("vector_store_id",))
         return VectorStoreService(stores, store_files, batches, self.models, files,
                                   entry.provider_id, self.providers.client(entry.provider_id, VectorIOClient),
-                                  self.providers.clients(InferenceClient), self.config.vector_stores.ingestion,
-                                  self.replica, self.execution.ingestion)
+                                  self.config.vector_stores.ingestion, self.replica, self.execution.ingestion)
 
     async def prompts(self) -> PromptService | None:
         if "prompts" not in self.config.apis:
