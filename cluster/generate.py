@@ -54,10 +54,21 @@ def is_secret(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
+# The token a serve config asks for when its run config has authentication off: a cluster's port is
+# reached by more than one user, and authentication off means one user on loopback.
+CLUSTER_TOKEN_VARIABLE = "RAYSTACK_ADMIN_TOKEN"
+CLUSTER_AUTH = {"auth": {"provider_config": {"type": "static_tokens", "tokens": {
+    f"${{env.{CLUSTER_TOKEN_VARIABLE}}}": {"principal": "admin", "attributes": {"roles": ["admin"]}}}}}}
+
+
 def serve_config(config_ref: str) -> dict[str, Any]:
     """The Serve deploy config that builds the graph of run config `config_ref` (a path or the
-    name of a shipped config), as the cluster will resolve it."""
+    name of a shipped config), as the cluster will resolve it; with authentication on (one admin
+    token from the nodes' environment) when the run config has it off."""
     run_config = load_for_cluster(config_ref)
+    args: dict[str, Any] = {"config": config_ref}
+    if run_config.server.auth is None:
+        args["server"] = CLUSTER_AUTH
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": run_config.server.host, "port": run_config.server.port},
@@ -65,7 +76,7 @@ def serve_config(config_ref: str) -> dict[str, Any]:
             "name": "raystack",
             "route_prefix": "/",
             "import_path": "graphs.builder:build",
-            "args": {"config": config_ref},
+            "args": args,
         }],
     }
 
@@ -192,6 +203,7 @@ _PANELS: tuple[tuple[str, str, str], ...] = (
      'histogram_quantile(0.99, sum by (le, model) (rate(ray_raystack_time_to_first_token_ms_bucket[5m])))', "ms"),
     ("Tokens / s by model (in, out)", 'sum by (model, direction) (rate(ray_raystack_tokens_total[1m]))', "short"),
     ("Store write queue depth", 'max by (store) (ray_raystack_store_queue_depth)', "short"),
+    ("Records never insertable (dead letters)", 'sum by (store) (ray_raystack_store_dead_letters)', "short"),
     ("Ingestion: files / s by outcome, chunks / s",
      'sum by (status) (rate(ray_raystack_ingestion_files_total[5m]))\n'
      'sum(rate(ray_raystack_ingestion_chunks_total[1m]))', "short"),

@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request
 from pydantic import AfterValidator
 
 from deployments.clients import AgentsClient, ProviderDirectory
+from deployments.guard import MISSING_TOKEN
 from deployments.services.conversations import ConversationService
 from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
@@ -35,17 +36,12 @@ ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 async def user_of(request: Request) -> Identity | None:
-    """The caller's identity from `Authorization: Bearer <token>`; None when authentication is off.
-    FastAPI runs it once per request however many dependencies name it."""
-    authenticator = request.app.state.services.authenticator
-    if authenticator is None:
-        return None
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("missing bearer token: send the header 'Authorization: Bearer <token>'")
-    headers = {k: v for k, v in request.headers.items() if k not in ("authorization", "cookie")}
-    context = {"method": request.method, "path": request.url.path, "headers": headers}
-    return await authenticator.authenticate(token.strip(), context)
+    """The caller, as the request guard (deployments/guard.py) authenticated them before the body was
+    read; None when authentication is off. Fails closed: a route the guard left open has no caller."""
+    state = request.scope.get("state", {})
+    if "user" not in state and request.app.state.services.authenticator is not None:
+        raise AuthenticationError(MISSING_TOKEN)
+    return state.get("user")
 
 
 UserDep = Annotated[Identity | None, Depends(user_of)]

@@ -1,6 +1,7 @@
 """GET /v1/health, /v1/version, /v1/providers[/{id}], /v1/inspect/routes."""
 
 import asyncio
+import re
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, Request
@@ -8,13 +9,17 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from deployments.clients import ProviderRoute
-from deployments.routes.dependencies import ModelsDep, ProvidersDep, user_of
+from deployments.routes.dependencies import ModelsDep, ProvidersDep, UserDep, user_of
+from providers.access.policy import AccessPolicy
+from providers.registry import get_spec
 
 router = APIRouter(prefix="/v1", tags=["Inspect"])
 # Health and version stay open with authentication on; the rest needs a valid token.
 signed_in = [Depends(user_of)]
 
-_SECRET_WORDS = ("key", "token", "password", "secret")
+_SECRET_WORDS = ("key", "token", "password", "secret", "credential", "auth")
+_URI_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@/]*@", re.IGNORECASE)
+REDACTED = "********"
 # Which provider API implements each router's routes.
 _ROUTE_APIS = {"Inference": "inference", "Models": "inference", "Files": "files", "Vector stores": "vector_io",
                "Safety": "safety", "Tools": "tool_runtime",
@@ -43,17 +48,17 @@ async def get_version():
         return {"version": "unknown"}
 
 
-@router.get("/providers", dependencies=signed_in)
-async def list_providers(providers: ProvidersDep):
+@router.get("/providers")
+async def list_providers(providers: ProvidersDep, user: UserDep):
     routes = list(providers.routes.values())
     healths = await asyncio.gather(*(providers.health(r.entry.provider_id) for r in routes))
-    return {"data": [_provider_info(r, h) for r, h in zip(routes, healths)]}
+    return {"data": [_provider_info(r, h, AccessPolicy.is_admin(user)) for r, h in zip(routes, healths)]}
 
 
-@router.get("/providers/{provider_id}", dependencies=signed_in)
-async def get_provider(provider_id: str, providers: ProvidersDep):
+@router.get("/providers/{provider_id}")
+async def get_provider(provider_id: str, providers: ProvidersDep, user: UserDep):
     route = providers.route(provider_id)
-    return _provider_info(route, await providers.health(provider_id))
+    return _provider_info(route, await providers.health(provider_id), AccessPolicy.is_admin(user))
 
 
 @router.get("/inspect/routes", dependencies=signed_in)
@@ -69,19 +74,31 @@ async def list_routes(request: Request, providers: ProvidersDep):
     return {"data": data}
 
 
-def _provider_info(route: ProviderRoute, health: dict) -> dict:
+def _provider_info(route: ProviderRoute, health: dict, admin: bool) -> dict:
+    """A provider's config is shown to administrators only, its secrets redacted."""
+    config = get_spec(route.entry.provider_type).parse_config(route.entry.config).model_dump(mode="json")
     return {
         "api": route.api,
         "provider_id": route.entry.provider_id,
         "provider_type": route.entry.provider_type,
-        "config": _redacted(route.entry.config),
+        "config": redacted(config) if admin else {},
         "health": health,
     }
 
 
-def _redacted(value):
+def redacted(value, key: str = ""):
+    """Secrets out of a provider config, by what they are: SecretStr fields (pydantic dumps them
+    masked), values under secret-sounding keys, every value of a header map, URI passwords."""
     if isinstance(value, dict):
-        return {k: "********" if any(w in k.lower() for w in _SECRET_WORDS) and v else _redacted(v) for k, v in value.items()}
+        if "header" in key.lower():
+            return {k: REDACTED for k in value}
+        return {k: REDACTED if _secret_key(k) and v else redacted(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
+        return [redacted(v, key) for v in value]
+    if isinstance(value, str) and "@" in value and "://" in value:
+        return _URI_PASSWORD.sub(rf"\1{REDACTED}@", value)
     return value
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)

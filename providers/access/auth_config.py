@@ -25,9 +25,10 @@ class JWKSConfig(StrictModel):
     key_recheck_period: float = Field(default=3600.0, gt=0, description="seconds between JWKS refreshes")
 
 
-# Llama Stack's default: which token claim fills which attribute.
+# Which token claim fills which attribute. Unlike Llama Stack's default, `sub` and `username` do not
+# fill `roles`: a user an identity provider let name themselves `admin` would hold the admin role.
 DEFAULT_CLAIMS_MAPPING = {
-    "sub": "roles", "username": "roles", "groups": "teams", "team": "teams",
+    "roles": "roles", "groups": "teams", "team": "teams",
     "project": "projects", "tenant": "namespaces", "namespace": "namespaces",
 }
 

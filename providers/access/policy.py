@@ -24,7 +24,6 @@ from providers.access.identity import Identity, attribute_tag
 
 Action = Literal["create", "read", "update", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "read", "update", "delete")
-SHARED_ATTRIBUTES = ("roles", "teams", "projects", "namespaces")
 
 # A condition's SQL form, or a plain bool when it does not depend on the row.
 Predicate = Union[bool, ColumnElement[bool]]
@@ -215,23 +214,35 @@ class _CompiledRule:
         return _all(parts)
 
 
+ADMIN_ROLE = "admin"
+# Resources the run config registers (no owner) that every signed-in user may use.
+CONFIG_RESOURCE_TYPES = ("model", "dataset", "benchmark")
+
 DEFAULT_RULES = [
+    AccessRule(permit=Scope(actions=list(ACTIONS)), when=f"user with {ADMIN_ROLE} in roles",
+               description="administrators act on everything, records without an owner included"),
     AccessRule(permit=Scope(actions=["create"]), description="anyone signed in may create"),
     AccessRule(permit=Scope(actions=["read", "update", "delete"]), when="user is owner"),
-    *[AccessRule(permit=Scope(actions=["read", "update", "delete"]), when=f"user in owners {name}")
-      for name in SHARED_ATTRIBUTES],
-    AccessRule(permit=Scope(actions=["read"]), when="resource is unowned",
-               description="records made with authentication off, and resources from the run config"),
+    *[AccessRule(permit=Scope(actions=["read"], resource=f"{kind}::*"), when="resource is unowned",
+                 description="resources from the run config") for kind in CONFIG_RESOURCE_TYPES],
 ]
 
 
 class AccessPolicy:
-    """The rules of `server.access_policy`, or the default: users read, update and delete what they
-    own and what is owned by someone sharing a role, team, project or namespace value with them, and
-    read unowned resources. With authentication off (no user) everything is allowed."""
+    """The rules of `server.access_policy`, or the default: owner-only. Users read, update and delete
+    what they own, read the models, datasets and benchmarks of the run config, and create; users with
+    the `admin` role act on everything. Sharing is opt-in, by rules such as
+    `{permit: {actions: [read]}, when: "user in owners teams"}`. Records made while authentication was
+    off have no owner: once it is on, only administrators see them. With authentication off (no user)
+    the one local user is the administrator."""
 
     def __init__(self, rules: list[AccessRule] | None = None):
         self.rules = [_CompiledRule.of(r) for r in (rules or DEFAULT_RULES)]
+
+    @staticmethod
+    def is_admin(user: Identity | None) -> bool:
+        """Authentication off (no user) or the `admin` role: what only the operator may do."""
+        return user is None or ADMIN_ROLE in user.attributes.get("roles", [])
 
     def allows(self, user: Identity | None, action: str, resource_type: str, resource_id: str,
                owner: Identity | None) -> bool:

@@ -23,6 +23,7 @@ from tests.e2e.test_cluster_graph import TOKEN, fresh_state, gpu_config_on_cpu, 
 from tests.tiny_llama import build_tiny_llama
 
 DEPLOY_DATABASE = "raystack_deploy_test"
+STARTER_TOKEN = "starter-admin-token"
 
 
 def run(*argv: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -79,12 +80,16 @@ def no_ray_running():
 
 
 def test_serve_deploy_of_the_starter_serve_config(no_ray_running, tmp_path):
-    head = Head(user_env(RAYSTACK_STATE_DIR=str(tmp_path)), ["--num-cpus=2"])
+    """The starter's serve config turns authentication on: one admin token from the nodes' environment."""
+    head = Head(user_env(RAYSTACK_STATE_DIR=str(tmp_path), RAYSTACK_ADMIN_TOKEN=STARTER_TOKEN), ["--num-cpus=2"])
     try:
         head.deploy(CLUSTER_DIR / "serve-starter.yaml")
         app = head.wait_until_running(timeout_s=420)
         assert {"ingress", "provider-vllm", "provider-milvus"} <= set(app["deployments"])
-        reply = httpx.post("http://127.0.0.1:8000/v1/chat/completions", timeout=60, json={
+        anonymous = httpx.get("http://127.0.0.1:8000/v1/models", timeout=30)
+        assert anonymous.status_code == 401, anonymous.text
+        reply = httpx.post("http://127.0.0.1:8000/v1/chat/completions", timeout=60,
+                           headers={"Authorization": f"Bearer {STARTER_TOKEN}"}, json={
             "model": "SmolLM2-135M-Instruct", "max_tokens": 16,
             "messages": [{"role": "user", "content": "What is the capital of France?"}]})
         assert reply.status_code == 200, reply.text

@@ -158,6 +158,15 @@ def test_completions_stream_and_not(client):
     assert streamed == whole.choices[0].text
 
 
+@pytest.mark.parametrize("prompt, says", [([1, 2, 10**9], "1000000000 is out of vocabulary"),
+                                          ([1, -5], "greater than or equal to 0")])
+def test_token_ids_outside_the_vocabulary_are_a_400(client, prompt, says):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model=CHAT, prompt=prompt, max_tokens=4)
+    assert says in refused.value.body["message"], refused.value.body
+    assert client.completions.create(model=CHAT, prompt=[1, 2, 3], max_tokens=2).choices
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_prompt_longer_than_the_context_is_a_400(client, stream):
     with pytest.raises(openai.BadRequestError):

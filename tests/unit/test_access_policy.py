@@ -38,15 +38,20 @@ POLICIES = {
 }
 
 
-def test_default_policy_owner_teammates_and_unowned():
+def test_default_policy_is_owner_only_with_admins_and_config_resources():
     policy = AccessPolicy()
     assert policy.allows(ALICE, "delete", "model", "m", ALICE)
-    assert policy.allows(ALICE_TEAMMATE, "read", "model", "m", ALICE)
+    assert not policy.allows(ALICE_TEAMMATE, "read", "model", "m", ALICE), "sharing a team shares nothing"
+    assert not policy.allows(ALICE_TEAMMATE, "delete", "file", "f", ALICE)
     assert not policy.allows(BOB, "read", "model", "m", ALICE)
-    assert policy.allows(BOB, "read", "model", "m", None)
+    assert policy.allows(BOB, "read", "model", "m", None), "models of the run config are everyone's to use"
     assert not policy.allows(BOB, "delete", "model", "m", None)
+    assert not policy.allows(BOB, "read", "chat_completion", "c", None), "records made with auth off: admins only"
+    assert policy.allows(ADMIN, "read", "chat_completion", "c", None)
+    assert policy.allows(ADMIN, "delete", "file", "f", ALICE)
     assert policy.allows(BOB, "create", "model", "m", BOB)
-    assert policy.allows(None, "delete", "model", "m", ALICE), "authentication off allows everything"
+    assert policy.allows(None, "delete", "model", "m", ALICE), "authentication off: the one local user"
+    assert AccessPolicy.is_admin(None) and AccessPolicy.is_admin(ADMIN) and not AccessPolicy.is_admin(ALICE)
 
 
 def test_a_value_crafted_to_look_like_two_tags_matches_nothing():

@@ -1,6 +1,8 @@
 """The authenticators against real HTTP peers on loopback: an identity provider serving a JWKS
 and signing tokens, and a custom endpoint that checks tokens."""
 
+import base64
+import json
 import time
 
 import jwt
@@ -83,6 +85,18 @@ async def test_a_valid_jwt_gives_principal_and_mapped_attributes(idp):
     assert identity.attributes["projects"] == ["apollo"]
     await auth.authenticate(idp.token(sub="bob"), REQUEST)
     assert idp.jwks_requests == 1, "keys are cached between requests"
+    await auth.close()
+
+
+async def test_a_jwt_whose_kid_is_a_list_is_a_401(idp):
+    auth = jwt_authenticator(idp.url)
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    token = ".".join([part({"alg": "RS256", "typ": "JWT", "kid": [idp.kid]}),
+                      part({"sub": "alice", "aud": "raystack", "exp": time.time() + 300}), "c2lnbmF0dXJl"])
+    with pytest.raises(AuthenticationError, match="invalid bearer token: .*string"):
+        await auth.authenticate(token, REQUEST)
     await auth.close()
 
 
