@@ -4,6 +4,7 @@
 from fastapi import APIRouter
 
 from deployments.routes.dependencies import ScoringDep, UserDep
+from deployments.services.scoring_functions import check_scored_rows
 from providers.api.eval import ScoreBatchRequest, ScoreRequest
 
 
@@ -21,6 +22,7 @@ def scoring_router(prefix: str) -> APIRouter:
     @router.post("/scoring/score")
     async def score(request: ScoreRequest, scoring: ScoringDep, user: UserDep):
         functions = await scoring.checked(user, request.scoring_functions, "scoring_functions")
+        check_scored_rows(functions, request.input_rows, "input_rows")
         return {"results": await scoring.score(user, request.input_rows, functions)}
 
     @router.post("/scoring/score-batch")

@@ -18,7 +18,7 @@ from deployments.services.eval_generation import Candidate, Generation, Generati
 from deployments.services.models import ModelService
 from deployments.services.replica import Replica
 from deployments.services.scoring import ScoringService
-from deployments.services.scoring_functions import ScoringParams
+from deployments.services.scoring_functions import ScoringParams, check_scored_rows
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.api.eval import Benchmark, BenchmarkConfig, EvaluateRowsRequest, RegisterBenchmarkRequest
@@ -31,6 +31,7 @@ logger = logging.getLogger("ray.serve")
 FINISHED = ("completed", "failed", "cancelled")
 ABANDONED = "the replica running this evaluation stopped before it finished"
 PROGRESS_PERIOD_S = 0.5
+ROWS_AT_ONCE = 8  # evaluate_rows: rows sent to the candidate at once
 
 
 class EvalService:
@@ -104,7 +105,14 @@ class EvalService:
         """Generate and score the given rows within the request (for small sets)."""
         await self.benchmarks.get(user, benchmark_id)
         candidate, functions = await self._prepared(user, request.scoring_functions, request.benchmark_config)
-        replies = await asyncio.gather(*(self._generate_one(candidate, row) for row in request.input_rows))
+        check_scored_rows(functions, request.input_rows, "input_rows", generated=True)
+        gate = asyncio.Semaphore(ROWS_AT_ONCE)
+
+        async def generate(row: dict[str, Any]) -> str:
+            async with gate:
+                return await self._generate_one(candidate, row)
+
+        replies = await asyncio.gather(*(generate(row) for row in request.input_rows))
         generations = [{"generated_answer": text} for text in replies]
         scored = [{**row, **generation} for row, generation in zip(request.input_rows, generations)]
         return {"generations": generations, "scores": await self.scoring.score(user, scored, functions)}

@@ -60,8 +60,11 @@ class RunEvalRequest(WireModel):
     benchmark_config: BenchmarkConfig
 
 
+MAX_INPUT_ROWS = 10_000  # rows one request scores or evaluates; more go through a dataset
+
+
 class EvaluateRowsRequest(WireModel):
-    input_rows: list[dict[str, Any]] = Field(min_length=1)
+    input_rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INPUT_ROWS)
     scoring_functions: list[str] = Field(min_length=1)
     benchmark_config: BenchmarkConfig
 
@@ -90,7 +93,7 @@ class Benchmark(BaseModel):
 
 
 class ScoreRequest(WireModel):
-    input_rows: list[dict[str, Any]] = Field(min_length=1)
+    input_rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INPUT_ROWS)
     scoring_functions: dict[str, dict[str, Any] | None] = Field(min_length=1)
 
 

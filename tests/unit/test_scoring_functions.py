@@ -1,9 +1,11 @@
 """The builtin scoring functions, their params and aggregations (no Ray)."""
 
+import asyncio
+
 import pytest
 
 from deployments.services.datasets import check_rows
-from deployments.services.scoring_functions import aggregate, resolve, score
+from deployments.services.scoring_functions import aggregate, check_scored_rows, resolve, score
 from providers.api.errors import InvalidRequestError
 
 ROWS = [
@@ -77,7 +79,7 @@ async def test_the_judge_reads_its_score_and_keeps_its_feedback():
     ({"basic::nope": None}, "f"),
     ({"llm-as-judge::base": None}, "f.llm-as-judge::base.judge_model"),
     ({"basic::equality": {"type": "llm_as_judge"}}, "f.basic::equality.type"),
-    ({"basic::equality": {"aggregation_functions": ["mode"]}}, "f.basic::equality"),
+    ({"basic::equality": {"aggregation_functions": ["mode"]}}, "f.basic::equality.aggregation_functions.0"),
 ])
 def test_bad_scoring_params_name_the_field(functions, param):
     with pytest.raises(InvalidRequestError) as raised:
@@ -89,3 +91,49 @@ def test_aggregations():
     rows = [{"score": 1.0}, {"score": 3.0}, {"score": 2.0}, {"score": None}]
     assert aggregate(rows, ["average", "median", "categorical_count"]) == {
         "average": 2.0, "median": 2.0, "categorical_count": {"1.0": 1, "3.0": 1, "2.0": 1, "None": 1}}
+
+
+REGEX_FN = "basic::regex_parser_multiple_choice_answer"
+JUDGE_FN = "llm-as-judge::base"
+
+
+@pytest.mark.parametrize("regex, why", [(r"(a)\1", "not supported"), (r"(?<=x)a", "not supported"),
+                                        ("a" * 1001, "at most 1000 characters")])
+def test_regexes_re2_cannot_run_are_refused_naming_the_regex(regex, why):
+    with pytest.raises(InvalidRequestError, match=why) as refused:
+        resolve({REGEX_FN: {"type": "regex_parser", "parsing_regexes": [regex]}}, "f")
+    assert refused.value.param == f"f.{REGEX_FN}.parsing_regexes"
+
+
+async def test_a_catastrophic_backtracking_regex_runs_in_linear_time():
+    params = resolve({REGEX_FN: {"type": "regex_parser", "parsing_regexes": ["(a+)+$"]}}, "f")[REGEX_FN]
+    rows = [{"expected_answer": "a", "generated_answer": "a" * 40_000 + "!"}] * 50
+    result = await asyncio.wait_for(score(REGEX_FN, params, rows), timeout=10)
+    assert [r["score"] for r in result["score_rows"]] == [0.0] * 50
+
+
+@pytest.mark.parametrize("template", ["{x}", "{input_query:>999999999}", "{input_query.__class__}", "{0}", "lone {"])
+def test_judge_templates_fill_only_the_row_fields(template):
+    with pytest.raises(InvalidRequestError, match="is not a placeholder") as refused:
+        resolve({JUDGE_FN: {"type": "llm_as_judge", "judge_model": "j", "prompt_template": template}}, "f")
+    assert refused.value.param == f"f.{JUDGE_FN}.prompt_template"
+
+
+async def test_a_judge_template_with_literal_braces_fills_the_fields():
+    template = 'Reply as {{"score": n}}. Q: {input_query} A: {generated_answer}'
+    params = resolve({JUDGE_FN: {"type": "llm_as_judge", "judge_model": "j", "prompt_template": template}}, "f")[JUDGE_FN]
+    prompts = []
+
+    async def judge(prompt):
+        prompts.append(prompt)
+        return "Score: 4"
+
+    await score(JUDGE_FN, params, ROWS[:1], judge)
+    assert prompts == ['Reply as {"score": n}. Q: Capital of France? A: Paris']
+
+
+def test_rows_without_the_columns_a_function_reads_are_refused_before_scoring():
+    functions = resolve({JUDGE_FN: {"type": "llm_as_judge", "judge_model": "j"}}, "f")
+    with pytest.raises(InvalidRequestError, match="input_rows.1: a row needs 'input_query'"):
+        check_scored_rows(functions, [ROWS[0], {"expected_answer": "x"}], "input_rows", generated=True)
+    check_scored_rows(functions, [{"input_query": "q", "expected_answer": "x"}], "input_rows", generated=True)
