@@ -1,11 +1,11 @@
 """POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content."""
 
-from typing import Annotated, Literal
+from typing import Annotated, AsyncIterator, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from deployments.routes.dependencies import FilesDep, UserDep
+from deployments.routes.dependencies import MAX_PAGE, FilesDep, Limit, UserDep
 from providers.api.errors import InvalidRequestError, PayloadTooLargeError
 from providers.api.files import PURPOSES
 
@@ -13,6 +13,8 @@ router = APIRouter(prefix="/v1/files", tags=["Files"])
 
 # Multipart framing around the file: a request this much over the limit cannot fit.
 _MULTIPART_SLACK = 64 * 1024
+# What one call to the files provider carries of an upload.
+UPLOAD_PART_BYTES = 4 * 1024 * 1024
 
 
 
@@ -22,18 +24,18 @@ async def upload_file(request: Request, files: FilesDep, user: UserDep,
                       file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]):
     if purpose not in PURPOSES:
         raise InvalidRequestError(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")
-    too_large = PayloadTooLargeError(f"file is larger than the {files.max_bytes} bytes allowed", param="file")
     if int(request.headers.get("content-length") or 0) > files.max_bytes + _MULTIPART_SLACK:
-        raise too_large
-    data = await file.read(files.max_bytes + 1)
-    if len(data) > files.max_bytes:
-        raise too_large
-    return await files.upload(user, file.filename or "upload", purpose, data)
+        raise PayloadTooLargeError(f"file is larger than the {files.max_bytes} bytes allowed", param="file")
+    return await files.upload(user, file.filename or "upload", purpose, _parts(file))
+
+
+async def _parts(file: UploadFile) -> AsyncIterator[bytes]:
+    while part := await file.read(UPLOAD_PART_BYTES):
+        yield part
 
 
 @router.get("")
-async def list_files(files: FilesDep, user: UserDep, after: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+async def list_files(files: FilesDep, user: UserDep, after: str | None = None, limit: Limit = MAX_PAGE,
                      order: Literal["asc", "desc"] = "desc", purpose: str | None = None):
     return await files.records.list(user, after=after, limit=limit, order=order, purpose=purpose)
 

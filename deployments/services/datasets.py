@@ -19,7 +19,7 @@ from providers.api.datasets import (
     column_value,
     missing_columns,
 )
-from providers.api.errors import ConflictError, InvalidRequestError, NotFoundError
+from providers.api.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from providers.storage.owned_resources import OwnedResources
 
 _FILE_ID = re.compile(r"^file-[A-Za-z0-9]+$")
@@ -51,13 +51,16 @@ class DatasetService:
             record, content = await self.files.read(user, source.uri)
             stored = await self.provider.import_file(dataset_id, record["filename"], content)
         else:
+            if not self.registry.policy.is_admin(user):
+                raise PermissionDeniedError("source.uri: importing a server path or hf:// dataset needs the admin role; "
+                                            "upload the file (POST /v1/files) and name its file id", param="source.uri")
             stored = await self.provider.import_uri(dataset_id, source.uri, metadata)
         missing = missing_columns(request.purpose, stored["columns"])
         if missing:
             await self.provider.delete(dataset_id)
             raise InvalidRequestError(f"source: a {request.purpose} dataset needs the columns "
-                                      f"{', '.join(PURPOSE_COLUMNS[request.purpose])}; missing {', '.join(missing)} "
-                                      f"(found: {', '.join(stored['columns'])})", param="source")
+                                      f"{', '.join(PURPOSE_COLUMNS[request.purpose])}; missing {', '.join(missing)}",
+                                      param="source")
         dataset = Dataset(identifier=dataset_id, provider_id=self.provider_id, provider_resource_id=dataset_id,
                           purpose=request.purpose, source=source if not isinstance(source, RowsDataSource) else
                           RowsDataSource(rows=source.rows[:1]), metadata={**metadata, "num_rows": stored["num_rows"]},

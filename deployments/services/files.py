@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, AsyncIterator
 
 from deployments.clients import FilesClient
 from providers.access import Identity
-from providers.api.errors import PermissionDeniedError
+from providers.api.errors import PayloadTooLargeError, PermissionDeniedError
 from providers.api.files import file_object
 from providers.storage.owned_records import OwnedRecords
 
@@ -21,13 +21,25 @@ class FileService:
         self.provider = provider
         self.max_bytes = max_bytes
 
-    async def upload(self, user: Identity | None, filename: str, purpose: str, data: bytes) -> dict[str, Any]:
-        """Bytes first, then the record: a file is listed only once its content is stored."""
+    async def upload(self, user: Identity | None, filename: str, purpose: str,
+                     parts: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Bytes first, part by part (no call carries a whole large file), then the record: a file is
+        listed only once its content is stored. More than `max_bytes` is a 413, and nothing is kept."""
         file_id = f"file-{uuid.uuid4().hex}"
         if not self.records.policy.allows(user, "create", "file", file_id, user):
             raise PermissionDeniedError("not allowed to upload files", param="file")
-        await self.provider.put(file_id, data)
-        record = file_object(file_id, filename, purpose, len(data), int(time.time()))
+        size = 0
+        try:
+            async for part in parts:
+                if size + len(part) > self.max_bytes:
+                    raise PayloadTooLargeError(f"file is larger than the {self.max_bytes} bytes allowed", param="file")
+                await self.provider.write(file_id, part, size)
+                size += len(part)
+            await self.provider.commit(file_id, size)
+        except BaseException:
+            await self.provider.delete(file_id)
+            raise
+        record = file_object(file_id, filename, purpose, size, int(time.time()))
         try:
             await self.records.insert([self.records.row(record, user, purpose=purpose)])
         except Exception:

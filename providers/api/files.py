@@ -18,7 +18,11 @@ def file_object(file_id: str, filename: str, purpose: str, size: int, created_at
 class FilesProvider(Protocol):
     """Stores file bytes by id; the file's metadata and owner live in the `files` store."""
 
-    async def put(self, file_id: str, data: bytes) -> None: ...
+    async def write(self, file_id: str, data: bytes, offset: int) -> None:
+        """Part of a file being uploaded, at `offset` (0 starts it anew); invisible until committed."""
+
+    async def commit(self, file_id: str, size: int) -> None:
+        """Make the uploaded parts the file, once they come to `size` bytes."""
 
     async def get(self, file_id: str) -> bytes: ...
 

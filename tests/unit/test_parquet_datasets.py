@@ -58,9 +58,19 @@ async def test_local_sources_outside_allowed_paths_and_unknown_datasets(store, t
         await store.import_uri("d", str(tmp_path / "elsewhere" / "x.jsonl"), {})
     with pytest.raises(InvalidRequestError, match="allowed_paths"):
         await store.import_uri("d", f"file://{tmp_path}/ok/../elsewhere.csv", {})
+    with pytest.raises(InvalidRequestError, match="allowed_paths"):
+        await store.import_uri("d", str(tmp_path / "ds"), {}), "the store's own folder"
     with pytest.raises(NotFoundError):
         await store.iterrows("nowhere", 0, 1)
     await store.import_rows("d", ROWS)
     await store.delete("d")
     with pytest.raises(NotFoundError):
         await store.iterrows("d", 0, 1)
+
+
+@pytest.mark.parametrize("uri", ["hf://csv", "hf://json", "hf://text", "hf://.", "hf://ok/../..", "hf://a/b/c",
+                                 "hf://org/..", "hf://relative/../../etc"])
+async def test_hf_uris_name_an_org_and_a_dataset_only(store, uri):
+    with pytest.raises(InvalidRequestError, match="hf:// names a dataset as 'org/name'"):
+        await asyncio.wait_for(store.import_uri("d", uri, {}), timeout=10)
+

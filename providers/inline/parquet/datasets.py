@@ -20,6 +20,8 @@ from providers.inline.parquet.config import ParquetDatasetsConfig
 from providers.storage.dataset_files import dataset_files, read_files
 
 _PART = "part-{:06d}"
+# A hub dataset id, `org/name`: never a path (`csv`, `.`, `dir/../..` would glob the replica's folders).
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 class ParquetDatasets:
@@ -28,6 +30,8 @@ class ParquetDatasets:
         self.root = Path(config.storage_dir).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
         self.allowed = [Path(p).expanduser().resolve() for p in config.allowed_paths]
+        # `hf://org/name` reads the local datasets cache only: this replica never downloads.
+        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def import_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,7 +98,11 @@ class ParquetDatasets:
 
     def _reader(self, uri: str, metadata: dict[str, Any]):
         if uri.startswith("hf://"):
-            return lambda part: _hf_import(uri[len("hf://"):], metadata, part, self._local, self.config.num_cpus)
+            name = uri[len("hf://"):]
+            if not name.startswith(("/", "~")) and not (_HUB_ID.fullmatch(name) and ".." not in name):
+                raise InvalidRequestError("source.uri: hf:// names a dataset as 'org/name' (or an absolute folder "
+                                          "under allowed_paths)", param="source.uri")
+            return lambda part: _hf_import(name, metadata, part, self._local, self.config.num_cpus)
         path = self._local(urlparse(uri).path if uri.startswith("file://") else uri)
         if not path.exists():
             raise InvalidRequestError(f"source.uri: no file or folder at '{path}'", param="source.uri")
@@ -103,7 +111,7 @@ class ParquetDatasets:
 
     def _local(self, path: str) -> Path:
         resolved = Path(path).expanduser().resolve()
-        if not any(resolved.is_relative_to(root) for root in self.allowed):
+        if resolved.is_relative_to(self.root) or not any(resolved.is_relative_to(root) for root in self.allowed):
             roots = ", ".join(map(str, self.allowed)) or "none"
             raise InvalidRequestError(f"source.uri: '{path}' is not under the provider's allowed_paths ({roots})",
                                       param="source.uri")
@@ -192,7 +200,8 @@ def _ray_import(path: Path, suffix: str, part: Path, num_cpus: float) -> None:
     except InvalidRequestError:
         raise
     except Exception as exc:  # a malformed file: the reader names what it could not parse
-        raise InvalidRequestError(f"source: could not read '{path.name}': {_reason(exc)}", param="source") from None
+        raise InvalidRequestError(f"source: could not read '{path.name}' as {suffix.lstrip('.')}: "
+                                  f"{_reason(exc)}", param="source") from None
 
 
 def _read_folder(path: Path, num_cpus: float):
@@ -214,14 +223,14 @@ def _hf_import(name: str, metadata: dict[str, Any], part: Path, local, num_cpus:
     `datasets` cache (split `metadata.split`, default train): the hub is never asked."""
     import ray.data
 
-    if name.startswith(("/", "~", ".")):
+    if name.startswith(("/", "~")):
         return _write_ray(_read_folder(local(name), num_cpus), part, num_cpus)
     import datasets
 
     try:
         loaded = datasets.load_dataset(name, split=metadata.get("split", "train"), download_mode="reuse_cache_if_exists")
     except Exception as exc:
-        raise InvalidRequestError(f"source.uri: dataset '{name}' is not in the local datasets cache: {_reason(exc)}",
+        raise InvalidRequestError(f"source.uri: dataset '{name}' is not in the local datasets cache ({_reason(exc)})",
                                   param="source.uri") from None
     _write_ray(ray.data.from_arrow(loaded.data.table), part, num_cpus)
 
@@ -233,6 +242,6 @@ def _write_ray(dataset, part: Path, num_cpus: float) -> None:
 
 
 def _reason(exc: Exception) -> str:
-    """The innermost `SomeError: message` line of a (Ray task) error."""
-    lines = [m.group(0) for m in re.finditer(r"^\w*(?:Error|Exception|Invalid): .*$", str(exc), re.MULTILINE)]
-    return (lines[-1] if lines else str(exc).strip() or type(exc).__name__)[:300]
+    """The kind of error a reader raised, never its text: a parse error quotes the file's rows."""
+    inner = re.findall(r"^(\w*(?:Error|Exception|Invalid)): ", str(exc), re.MULTILINE)
+    return inner[-1] if inner else type(exc).__name__
