@@ -13,6 +13,9 @@ from providers.api.errors import NotFoundError, PermissionDeniedError
 from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords
 
+# A turn reads at most this many of its conversation's latest items (a model's context holds far fewer).
+HISTORY_ITEMS = 1000
+
 
 class ConversationService:
     def __init__(self, conversations: OwnedRecords, items: OwnedRecords):
@@ -68,10 +71,10 @@ class ConversationService:
                                      order=order, conversation_id=conversation_id)
 
     async def history(self, user: Identity | None, conversation_id: str) -> list[dict[str, Any]]:
-        """Every item of the conversation, oldest first."""
+        """The conversation's latest HISTORY_ITEMS items, oldest first: what a turn reads of it."""
         await self.conversations.get(user, conversation_id)
-        listed = await self.items.list(None, after=None, limit=100_000, order="asc", conversation_id=conversation_id)
-        return listed["data"]
+        listed = await self.items.list(None, after=None, limit=HISTORY_ITEMS, order="desc", conversation_id=conversation_id)
+        return listed["data"][::-1]
 
     async def get_item(self, user: Identity | None, conversation_id: str, item_id: str) -> dict[str, Any]:
         await self.conversations.get(user, conversation_id)

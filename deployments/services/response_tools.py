@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from deployments.services.mcp_servers import MCPServerPolicy
 from deployments.services.response_turn import Emit, Turn, add_item, new_id, run_tool_item
 from deployments.services.tools import ToolService
 from deployments.services.vector_stores import VectorStoreService
@@ -62,9 +63,11 @@ class TurnTools:
 class ToolRunner:
     """The server-side tools of a turn: file_search over the vector stores, MCP servers and web search."""
 
-    def __init__(self, vector_stores: VectorStoreService | None, tools: ToolService | None):
+    def __init__(self, vector_stores: VectorStoreService | None, tools: ToolService | None,
+                 mcp_servers: MCPServerPolicy):
         self.vector_stores = vector_stores
         self.tools = tools
+        self.mcp_servers = mcp_servers
 
     def check(self, user: Identity | None, turn: Turn) -> list[Any]:
         """Awaitables that check the request's tools can be served; raise at once when not."""
@@ -81,6 +84,8 @@ class ToolRunner:
                                           param="tools")
             if request.mcp_tools():
                 self.tools.mcp_provider()
+                checks += [self.mcp_servers.check(user, tool.server_url, f"tools.{i}.server_url")
+                           for i, tool in enumerate(request.tools) if isinstance(tool, MCPTool)]
             if request.tool_of(WebSearchTool):
                 self.tools.web_search_provider()
         return checks

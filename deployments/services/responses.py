@@ -53,7 +53,7 @@ class ResponseService:
     def __init__(self, records: OwnedRecords, models: ModelService, tools: ToolRunner, *,
                  prompts: PromptService | None, safety: SafetyService | None,
                  conversations: ConversationService | None, guardrails: list[str], max_steps: int = MAX_STEPS):
-        """`guardrails`: the shields of a request that names none."""
+        """`guardrails`: the shields every response runs, whatever shields its request adds."""
         self.records = records
         self.models = models
         self.tools = tools
@@ -92,7 +92,7 @@ class ResponseService:
         new_items = request.input_items()
         messages = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + chat_messages(context + new_items)
         chat_response_format(request.text)
-        guardrails = request.guardrails if request.guardrails is not None else self.guardrails
+        guardrails = list(dict.fromkeys([*self.guardrails, *(request.guardrails or [])]))  # the operator's are a floor
         for i, shield_id in enumerate(guardrails):
             if self.safety is None:
                 raise InvalidRequestError("guardrails need shields, and this graph serves no safety provider", param="guardrails")

@@ -2,6 +2,8 @@
 
 from pydantic import BaseModel, ConfigDict
 
+MAX_TOOLS = 128  # tools one request may offer the model, as on OpenAI
+
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")

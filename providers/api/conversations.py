@@ -32,6 +32,10 @@ class AddItemsRequest(WireModel):
     items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ITEMS_PER_CALL)
 
 
+# What a later turn reads of each item: an item stored without it would break every turn after it.
+_REQUIRED_STRINGS = {kind: ("name", "arguments") for kind in ("function_call", "mcp_call", "mcp_approval_request")}
+
+
 def normalized_item(item: dict[str, Any], param: str) -> dict[str, Any]:
     """An item as stored: with its type, an id, and a message's content as a list of parts."""
     kind = item.get("type", "message" if "role" in item else None)
@@ -49,6 +53,9 @@ def normalized_item(item: dict[str, Any], param: str) -> dict[str, Any]:
         normalized.update(content=content, status=item.get("status", "completed"))
     elif kind in ("function_call", "function_call_output") and not isinstance(item.get("call_id"), str):
         raise InvalidRequestError(f"a {kind} item needs a call_id", param=f"{param}.call_id")
+    for field in _REQUIRED_STRINGS.get(kind, ()):
+        if not isinstance(item.get(field), str):
+            raise InvalidRequestError(f"a {kind} item needs '{field}' as a string", param=f"{param}.{field}")
     if not isinstance(normalized.get("id"), str) or not normalized["id"]:
         normalized["id"] = f"{_ID_PREFIXES.get(kind, kind)}_{uuid.uuid4().hex}"
     return normalized

@@ -11,7 +11,7 @@ from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, Field, model_validator
 
-from providers.api.base import LenientWireModel
+from providers.api.base import MAX_TOOLS, LenientWireModel
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
@@ -163,7 +163,7 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: ResponseFormat | None = None
-    tools: list[ChatTool] | None = None
+    tools: list[ChatTool] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     store: bool | None = None
@@ -191,7 +191,7 @@ class ChatCompletionRequest(SamplingFields):
 Prompt = Union[
     Annotated[str, Field(min_length=1)],
     Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)],
-    Annotated[list[int], Field(min_length=1)],
+    Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)],
     Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1)],
 ]
 
@@ -207,7 +207,7 @@ class CompletionRequest(SamplingFields):
 EmbeddingInput = Union[
     Annotated[str, Field(min_length=1)],
     Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=2048)],
-    Annotated[list[int], Field(min_length=1)],
+    Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)],
     Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1, max_length=2048)],
 ]
 

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from providers.api.base import WireModel
+from providers.api.base import MAX_TOOLS, WireModel
 from providers.api.conversations import normalized_item
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import FunctionDefinition
+from providers.api.vector_stores import SearchRequest
 
 INCLUDABLE = ("file_search_call.results", "message.output_text.logprobs", "reasoning.encrypted_content",
               "message.input_image.image_url", "computer_call_output.output.image_url", "code_interpreter_call.outputs",
@@ -38,6 +39,13 @@ class FileSearchTool(PublicModel):
     max_num_results: int = Field(default=10, ge=1, le=50)
     filters: dict[str, Any] | None = None
     ranking_options: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _searchable(self) -> "FileSearchTool":
+        """The search's filters and ranking options are checked when the request arrives, not when the
+        model first calls the tool."""
+        SearchRequest.model_validate({"query": "check", "filters": self.filters, "ranking_options": self.ranking_options})
+        return self
 
 
 class ToolNames(PublicModel):
@@ -137,7 +145,7 @@ class CreateResponseRequest(PublicModel):
     previous_response_id: str | None = None
     conversation: str | dict[str, str] | None = None
     prompt: PromptReference | None = None
-    tools: list[Tool] = []
+    tools: list[Tool] = Field(default=[], max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: int | None = Field(default=None, ge=1)

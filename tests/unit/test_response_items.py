@@ -123,3 +123,18 @@ def test_include_decides_what_a_response_shows():
     assert hidden[0]["results"] is None and "sources" not in hidden[1]["action"] and hidden[1]["action"]["query"] == "q"
     assert shown(response, ["file_search_call.results", "web_search_call.action.sources"]) == response
     assert response["output"][0]["results"] == [{"text": "x"}], "the stored response is not changed"
+
+
+@pytest.mark.parametrize("item, param", [
+    ({"type": "function_call", "call_id": "x"}, "items.0.name"),
+    ({"type": "function_call", "call_id": "x", "name": "f"}, "items.0.arguments"),
+    ({"type": "function_call", "call_id": "x", "name": "f", "arguments": {"a": 1}}, "items.0.arguments"),
+    ({"type": "mcp_call", "name": "f"}, "items.0.arguments"),
+    ({"type": "function_call_output", "output": "42"}, "items.0.call_id"),
+])
+def test_items_a_later_turn_could_not_replay_are_refused_when_stored(item, param):
+    from providers.api.conversations import normalized_item
+
+    with pytest.raises(InvalidRequestError) as refused:
+        normalized_item(item, "items.0")
+    assert refused.value.param == param

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from providers.inline.vllm.local_models import BUILTIN_MODELS
 
 # Keys that the provider sets itself from the fields above them.
-_RESERVED_ENGINE_ARGS = {"model", "served_model_name"}
+_RESERVED_ENGINE_ARGS = {"model", "served_model_name", "allowed_media_domains"}
 
 
 class VLLMProviderConfig(BaseModel):
@@ -60,6 +60,10 @@ class VLLMProviderConfig(BaseModel):
     )
     accelerator_type: str | None = Field(
         default=None, description="the GPU kind every shard needs, as Ray names it (A10G, L4, A100, H100...)")
+    allowed_media_domains: list[str] = Field(
+        default_factory=list,
+        description="hosts whose image, audio and video URLs the engine may fetch; none by default, so a request "
+        "cannot make the server fetch from its own network (data: URLs always work)")
     response_role: str = "assistant"
     env: dict[str, str] = Field(
         default_factory=dict,

@@ -38,12 +38,8 @@ class VLLMProvider:
         self.config = config
         self.model_name = config.model_name()
         path = self.weights = resolve_model(config.model)
-        engine_args = {**builtin_engine_args(config.model), **config.engine_args}
-        if config.adapters_dir:
-            engine_args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
-        if config.use_gpu and config.shards() > 1:  # the workers go in the replica's placement group
-            engine_args.setdefault("distributed_executor_backend", "ray")
-        args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_args)
+        os.environ.setdefault("VLLM_MEDIA_URL_ALLOW_REDIRECTS", "0")  # a redirect could leave the allowed hosts
+        args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_arguments(config))
         self.engine = AsyncLLM.from_engine_args(args)
         self._chat, self._completion, self._models = _serving(self.engine, config, self.model_name, path)
         self.adapters = LoraAdapters(config.adapters_dir, self._models) if config.adapters_dir else None
@@ -103,6 +99,21 @@ class VLLMProvider:
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self.engine.shutdown)
+
+
+# vLLM fetches media from any host when its list is empty; a name under .invalid never resolves.
+NO_MEDIA_HOST = "no-media-urls.invalid"
+
+
+def engine_arguments(config: VLLMProviderConfig) -> dict[str, Any]:
+    """AsyncEngineArgs of the provider config, besides the model and its served name."""
+    engine_args = {**builtin_engine_args(config.model), **config.engine_args,
+                   "allowed_media_domains": config.allowed_media_domains or [NO_MEDIA_HOST]}
+    if config.adapters_dir:
+        engine_args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
+    if config.use_gpu and config.shards() > 1:  # the workers go in the replica's placement group
+        engine_args.setdefault("distributed_executor_backend", "ray")
+    return engine_args
 
 
 def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str):
