@@ -60,7 +60,7 @@ async def _model(models: ModelService, user: Identity | None, request, method: s
 
 async def _answer(result: Any, recording: CompletionRecording | None) -> Response:
     if recording is not None:
-        await recording.save(result if isinstance(result, dict) else result.model_dump(exclude_unset=True))
+        result = await recording.save(result if isinstance(result, dict) else result.model_dump(exclude_unset=True))
     if isinstance(result, dict):
         return JSONResponse(result)
     return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
@@ -80,13 +80,9 @@ async def _event_stream(stream: AsyncIterator[str], recording: CompletionRecordi
     async def events():
         incomplete_reason = "client_disconnected"
         try:
-            yield first
-            if recording is not None:
-                recording.feed(first)
+            yield first if recording is None else recording.feed(first)
             async for text in stream:
-                yield text
-                if recording is not None:
-                    recording.feed(text)
+                yield text if recording is None else recording.feed(text)
             incomplete_reason = None
         except Exception as exc:
             incomplete_reason = "error"

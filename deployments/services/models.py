@@ -3,6 +3,7 @@
 from deployments.clients import InferenceClient, ProviderDirectory
 from providers.access import AccessPolicy, Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from providers.api.inference import ProviderModel
 from providers.api.models import Model, RegisterModelRequest
 from providers.run_config import ModelEntry
 from providers.storage.model_registry import ModelRegistry
@@ -64,16 +65,24 @@ class ModelService:
         if not self.policy.allows(user, "create", "model", request.model_id, user):
             raise PermissionDeniedError(f"not allowed to register model '{request.model_id}'", param="model_id")
         provider_id = request.provider_id or self._only_inference_provider()
-        if self.providers.route(provider_id).api != "inference":
+        route = self.providers.route(provider_id)
+        if route.api != "inference":
             raise InvalidRequestError(f"provider '{provider_id}' does not serve models", param="provider_id")
+        admin = self.policy.is_admin(user)
+        if not admin and not route.entry.registered_by_users():
+            raise PermissionDeniedError(f"registering models on provider '{provider_id}' needs the admin role (the "
+                                        "run config's model_registration)", param="provider_id")
         provider_model_id = request.provider_model_id or request.model_id
         served = await self.providers.inference(provider_id).list_models()
         model_type = request.model_type
         metadata = dict(request.metadata or {})
         if served:
             match = next((m for m in served if m.provider_model_id == provider_model_id), None)
+            if match is not None and _is_adapter(match) and not admin:
+                raise PermissionDeniedError("a fine-tuned adapter is registered for its job's owner, as the job's "
+                                            "fine_tuned_model", param="provider_model_id")
             if match is None:
-                names = ", ".join(m.provider_model_id for m in served)
+                names = ", ".join(m.provider_model_id for m in served if not _is_adapter(m))
                 raise InvalidRequestError(
                     f"provider '{provider_id}' does not serve '{provider_model_id}' (it serves: {names})",
                     param="provider_model_id",
@@ -99,3 +108,8 @@ class ModelService:
     async def check(self) -> None:
         """Raise unless the metadata store answers."""
         await self.registry.check()
+
+
+def _is_adapter(model: ProviderModel) -> bool:
+    """A fine-tuning job's LoRA adapter, which belongs to the job's owner."""
+    return "adapter_path" in model.metadata

@@ -148,7 +148,8 @@ class PostTrainingService:
             return None
         owner = Identity.model_validate(record["owner"]) if record.get("owner") else None
         model = Model(identifier=f"ft:{record['model']}:{record['job_uuid']}", provider_id=base.provider_id,
-                      provider_resource_id=adapter, model_type="llm", metadata=match.metadata, owner=owner)
+                      provider_resource_id=adapter, model_type="llm", owner=owner,
+                      metadata={k: v for k, v in match.metadata.items() if k != "adapter_path"})
         await self.models.register_as(model)
         return model.identifier
 

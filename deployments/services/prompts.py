@@ -56,8 +56,11 @@ class PromptService:
         return render((await self.get(user, prompt_id, version))["prompt"], values)
 
     async def list(self, user: Identity | None) -> dict[str, Any]:
-        heads = await self.heads.list(user, after=None, limit=10_000, order="asc")
-        return {"object": "list", "data": [await self.get(user, head["id"]) for head in heads["data"]]}
+        """The caller's prompts at their default versions: two queries, whatever their number."""
+        heads = (await self.heads.list(user, after=None, limit=10_000, order="asc"))["data"]
+        defaults = await self.versions.load_many([f"{head['id']}@{head['default_version']}" for head in heads])
+        return {"object": "list", "data": [self._view(defaults[f"{head['id']}@{head['default_version']}"], head)
+                                           for head in heads if f"{head['id']}@{head['default_version']}" in defaults]}
 
     async def versions_of(self, user: Identity | None, prompt_id: str) -> dict[str, Any]:
         head = await self.heads.get(user, prompt_id)

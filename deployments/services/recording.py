@@ -1,8 +1,13 @@
-"""Hands chat completions to the inference store: whole answers at once, streams once they end."""
+"""Hands chat completions to the inference store: whole answers at once, streams once they end.
+
+A stored completion is keyed by an id the server makes, not the upstream's: a remote that reuses
+short ids (`chatcmpl-1`) or sends none would otherwise lose records, or mix users' records."""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 from providers.access.identity import Identity
@@ -19,13 +24,27 @@ class CompletionRecording:
         self.input_messages = [m.model_dump(exclude_none=True) for m in request.messages]
         self.model = request.model
         self.stream = StreamedCompletion()
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self._upstream_id: str | None = None  # the `"id": "..."` token of the stream's chunks
 
-    async def save(self, completion: dict[str, Any]) -> None:
-        """Queue a whole completion; waits only when the store's queue is full."""
+    async def save(self, completion: dict[str, Any]) -> dict[str, Any]:
+        """Queue a whole completion under the server's id, and return it so; waits only when the
+        store's queue is full."""
+        completion = {**completion, "id": self.id}
         await self.store.queue.put(self.store.completion_row(completion, self.input_messages, self.owner))
+        return completion
 
-    def feed(self, sse_text: str) -> None:
+    def feed(self, sse_text: str) -> str:
+        """Take in streamed chunks; returns them carrying the server's id."""
+        if self._upstream_id is None:
+            found = _CHUNK_ID.search(sse_text)
+            self._upstream_id = found.group(0) if found else ""
+        if self._upstream_id:
+            sse_text = sse_text.replace(self._upstream_id, f'"id":{json.dumps(self.id)}')
         self.stream.feed(sse_text)
+        if self.stream.head is not None:
+            self.stream.head["id"] = self.id
+        return sse_text
 
     def finish_stream(self, incomplete_reason: str | None) -> None:
         """Queue what the stream delivered. Called from a `finally` that may be cancelled (the client
@@ -33,6 +52,9 @@ class CompletionRecording:
         completion = self.stream.completion(self.model, incomplete_reason)
         if completion is not None:
             self.store.queue.put_soon(self.store.completion_row(completion, self.input_messages, self.owner))
+
+
+_CHUNK_ID = re.compile(r'"id":\s*"[^"\\]*"')
 
 
 class StreamedCompletion:

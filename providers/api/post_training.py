@@ -69,7 +69,8 @@ class TrainingConfig(WireModel):
 
 
 class SupervisedFineTuneRequest(WireModel):
-    job_uuid: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,128}$", description="empty: the server picks one")
+    job_uuid: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})?$",
+                          description="empty: the server picks one; starts with a letter or digit")
     model: str = Field(min_length=1, description="a registered llm whose weights an inline::vllm provider serves")
     training_config: TrainingConfig
     algorithm_config: AlgorithmConfig | None = None  # none: full fine-tuning

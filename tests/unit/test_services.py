@@ -31,6 +31,12 @@ DIMENSION = 16
 GONE = "replica-that-is-gone"
 
 
+async def parts(data: bytes):
+    """An upload's body as the files route hands it over: in parts."""
+    for start in range(0, len(data), 16):
+        yield data[start:start + 16]
+
+
 @pytest.fixture(scope="module")
 def mock_url():
     url, stop = start_mock_server(config=MockConfig(reply=REPLY, embedding_dim=DIMENSION, models=("mock-model",)))
@@ -111,7 +117,7 @@ async def store_with_files(services, texts: dict[str, str]) -> tuple[str, dict[s
     store = await services.vector_stores.create(None, CreateVectorStoreRequest(name="facts", embedding_model="mock-embed"))
     file_ids = {}
     for name, text in texts.items():
-        file_ids[name] = (await services.files.upload(None, f"{name}.txt", "assistants", text.encode()))["id"]
+        file_ids[name] = (await services.files.upload(None, f"{name}.txt", "assistants", parts(text.encode())))["id"]
         await services.vector_stores.attach(None, store["id"], AttachFileRequest(file_id=file_ids[name]))
     return store["id"], file_ids
 
@@ -145,7 +151,7 @@ async def test_a_file_left_in_progress_by_a_replica_that_is_gone_is_taken_over(t
     async with graph(tmp_path, mock_url) as services:
         stores = services.vector_stores
         store = await stores.create(None, CreateVectorStoreRequest(name="orphans", embedding_model="mock-embed"))
-        file = await services.files.upload(None, "paris.txt", "assistants", PARIS.encode())
+        file = await services.files.upload(None, "paris.txt", "assistants", parts(PARIS.encode()))
         record = {"id": file["id"], "object": "vector_store.file", "created_at": 0, "vector_store_id": store["id"],
                   "status": "in_progress", "last_error": None, "usage_bytes": 0, "attributes": {},
                   "chunking_strategy": {"type": "auto"}}
