@@ -1,10 +1,11 @@
 """The inference store under load: no failed writes, no lost records, and what storing costs.
 
-    python -m bench.store [--concurrency 50] [--duration 60] [--backends sqlite postgres] [--stream]
+    python -m bench.store [--concurrency 50] [--duration 60]
+                          [--backends sqlite sqlite+outbox postgres postgres+outbox] [--stream]
                           [--rounds 1] [--postgres-db test] [--plot PATH]
 
-Starts the loopback mock and a local Ray, then runs the same closed-loop load three ways through a
-graph with two ingress replicas: the store off, the store on SQLite, the store on PostgreSQL;
+Starts the loopback mock and a local Ray, then runs the same closed-loop load through a graph with
+two ingress replicas: the store off, then on each backend (`+outbox`: with the crash-safe outbox);
 `--rounds` repeats the three in turn (run-to-run noise on a small machine is ~10% of RPS).
 After each run with the store on, the graph is deleted (its replicas write out their queues as they
 stop) and the rows of the run's own table are counted against the 200 responses the clients saw.
@@ -20,7 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from bench.gateway import MODEL, free_port, ray_server_pids, set_serve_environment, start_mock_process, wait_until_answering
+from bench.gateway import MODEL, ray_server_pids, start_mock_process, start_serve, wait_until_answering
 from bench.load import LoadResult, LoadSpec, run_load_in_process
 
 POSTGRES = {"type": "sql_postgres", "host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -41,8 +42,9 @@ def run_config(mock_url: str, workdir: str, backend: str | None, table: str, pos
     backends: dict[str, Any] = {"kv": {"type": "kv_sqlite", "db_path": f"{workdir}/kv.db"}}
     stores: dict[str, Any] = {"metadata": {"backend": "kv", "namespace": "registry"}}
     if backend is not None:
-        backends["sql"] = {"type": "sql_sqlite", "db_path": f"{workdir}/sql.db"} if backend == "sqlite" else {**POSTGRES, "db": postgres_db}
-        stores["inference"] = {"backend": "sql", "table_name": table}
+        database, _, outbox = backend.partition("+")
+        backends["sql"] = {"type": "sql_sqlite", "db_path": f"{workdir}/sql.db"} if database == "sqlite" else {**POSTGRES, "db": postgres_db}
+        stores["inference"] = {"backend": "sql", "table_name": table, **({"outbox_dir": f"{workdir}/outbox"} if outbox else {})}
     return {
         "apis": ["inference", "models"],
         "providers": {"inference": [{"provider_id": "mock", "provider_type": "remote::openai", "config": {"base_url": mock_url}}]},
@@ -88,10 +90,10 @@ def measure(label: str, backend: str | None, mock_url: str, port: int, args: arg
 
 
 def report(runs: list[StoreRun]) -> None:
-    print(f"\n{'run':16}{'RPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'200s':>8}{'errors':>8}{'rows':>8}{'lost':>6}")
+    print(f"\n{'run':22}{'RPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'200s':>8}{'errors':>8}{'rows':>8}{'lost':>6}")
     for run in runs:
         load = run.load
-        print(f"{run.label:16}{load.rps:9.1f}{load.latency_ms.p50:9.1f}{load.latency_ms.p99:9.1f}"
+        print(f"{run.label:22}{load.rps:9.1f}{load.latency_ms.p50:9.1f}{load.latency_ms.p99:9.1f}"
               f"{load.cpu_ms_per_request:12.2f}{load.ok_total:8}{sum(load.errors.values()):8}"
               f"{'-' if run.rows is None else run.rows:>8}{'-' if run.lost is None else run.lost:>6}")
         for kind, n in load.errors.items():
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    parser.add_argument("--backends", nargs="+", choices=["sqlite", "sqlite+outbox", "postgres", "postgres+outbox"],
+                        default=["sqlite", "sqlite+outbox", "postgres", "postgres+outbox"])
     parser.add_argument("--postgres-db", default="test")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
@@ -131,14 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as stack:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-bench-store-"))
         mock = start_mock_process(chunks=8, chunk_delay_s=0.0, stack=stack)
-        set_serve_environment(serve_defaults=False)
-        import ray
-        from ray import serve
-
-        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2)
-        stack.callback(ray.shutdown)
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        port = start_serve(serve_defaults=False, stack=stack)
         mode = "streaming" if args.stream else "non-streaming"
         print(f"{mode}, {args.concurrency} clients, {args.duration:g} s per run, two ingress replicas")
         runs = []

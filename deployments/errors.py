@@ -11,6 +11,7 @@ from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException
 
 from providers.api.errors import APIError, ProviderError, ServiceUnavailableError
+from providers.storage.unreachable import unreachable
 
 logger = logging.getLogger("ray.serve")
 
@@ -37,6 +38,9 @@ def as_api_error(exc: BaseException) -> APIError:
         return ServiceUnavailableError("the provider replica serving this request is unavailable; retry shortly")
     if isinstance(exc, BackPressureError):
         return ServiceUnavailableError("the provider is at capacity; retry shortly", code="backpressure")
+    if unreachable(cause or exc):
+        logger.warning("state store unreachable: %r", cause or exc)
+        return ServiceUnavailableError("the graph's database is unavailable; retry shortly", code="database_unavailable")
     if isinstance(exc, ray_exceptions.RayTaskError):
         logger.warning("provider call failed: %r", cause or exc)
         return ProviderError(f"the provider failed: {type(cause or exc).__name__}: {cause or exc}")

@@ -35,6 +35,9 @@ class ServiceMetrics:
             boundaries=_LATENCY_MS, tag_keys=("route", "method"))
         self.store_queue_depth = metrics.Gauge(
             "raystack_store_queue_depth", "Records waiting to be written to a store", tag_keys=("store",))
+        self.store_dead_letters = metrics.Gauge(
+            "raystack_store_dead_letters", "Records a store could never insert since the replica started, "
+            "each logged with its id", tag_keys=("store",))
         self.ingested_files = metrics.Counter(
             "raystack_ingestion_files", "Files that finished ingesting into a vector store, by outcome",
             tag_keys=("status",))
@@ -93,6 +96,7 @@ class ProviderMetrics:
 
 METRIC_NAMES = (
     "raystack_http_requests", "raystack_http_request_latency_ms", "raystack_store_queue_depth",
+    "raystack_store_dead_letters",
     "raystack_ingestion_files", "raystack_ingestion_chunks", "raystack_eval_rows_generated",
     "raystack_provider_requests", "raystack_provider_errors", "raystack_provider_latency_ms",
     "raystack_time_to_first_token_ms", "raystack_tokens",
@@ -137,9 +141,10 @@ class RequestMetrics:
 
 
 async def sample_queue_depths(queues: dict[str, Any], period_s: float = 1.0) -> None:
-    """Set the queue-depth gauge of each write queue (by store) every `period_s`."""
-    gauge = service_metrics().store_queue_depth
+    """Set the queue-depth and dead-letter gauges of each write queue (by store) every `period_s`."""
+    metrics = service_metrics()
     while True:
         for store, queue in queues.items():
-            gauge.set(queue.depth, tags={"store": store})
+            metrics.store_queue_depth.set(queue.depth, tags={"store": store})
+            metrics.store_dead_letters.set(getattr(queue, "dead_letters", 0), tags={"store": store})
         await asyncio.sleep(period_s)

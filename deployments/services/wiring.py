@@ -21,6 +21,7 @@ from deployments.services.eval import EvalService
 from deployments.services.eval_generation import Generation, GenerationResources, run_generation
 from deployments.services.files import FileService
 from deployments.services.ingestion_pipeline import Pipeline, run_pipeline
+from deployments.services.mcp_servers import MCPServerPolicy
 from deployments.services.models import ModelService
 from deployments.services.post_training import PostTrainingService
 from deployments.services.prompts import PromptService
@@ -180,7 +181,9 @@ class _Opener:
             return None
         records = await self.records("responses", resource_type="response", noun="response", id_param="response_id",
                                      filter_columns=("model",))
-        return ResponseService(records, self.models, ToolRunner(vector_stores, tools), prompts=prompts, safety=safety,
+        groups = [group.mcp_endpoint.uri for group in self.config.registered_resources.tool_groups if group.mcp_endpoint]
+        servers = MCPServerPolicy(groups + self.config.responses.mcp_servers, self.config.responses.any_mcp_server)
+        return ResponseService(records, self.models, ToolRunner(vector_stores, tools, servers), prompts=prompts, safety=safety,
                                conversations=conversations, guardrails=self.config.responses.guardrails,
                                max_steps=self.max_steps)
 
@@ -225,6 +228,7 @@ class _Opener:
         engine, _ = self.storage.sql("inference")
         store = InferenceStore(engine, self.config.storage.stores["inference"], self.policy)
         await store.create_table()
+        store.queue.start()
         return store
 
     def agents(self) -> AgentsClient | None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from providers.access.identity import Identity
 from providers.access.policy import AccessPolicy
 from providers.run_config import SQLStoreRef
+from providers.storage.outbox import Outbox
 from providers.storage.owned_records import OwnedRecords
 from providers.storage.write_queue import WriteBehindQueue
 
@@ -23,6 +24,7 @@ class InferenceStore(OwnedRecords):
         self.queue: WriteBehindQueue[dict[str, Any]] = WriteBehindQueue(
             self.insert, max_size=ref.max_write_queue_size, num_writers=ref.num_writers,
             name=f"inference store {ref.table_name}",
+            outbox=Outbox(ref.outbox_dir, ref.table_name) if ref.outbox_dir else None,
         )
 
     def completion_row(self, completion: dict[str, Any], input_messages: list[dict[str, Any]],

@@ -1,6 +1,7 @@
 """The model routing table: model id -> provider, persisted in the metadata kv store so every
 ingress replica and every restart see the same list."""
 
+import logging
 import time
 
 from providers.api.errors import ConflictError, NotFoundError
@@ -8,28 +9,40 @@ from providers.api.models import Model
 from providers.storage.kvstore import KVStore
 
 _PREFIX = "model:"
+logger = logging.getLogger("ray.serve")
 
 
 class ModelRegistry:
-    """Request routing reads through a short-lived cache; a miss always re-reads the store, so a
+    """Request routing reads through a short-lived cache; a miss always reads the model's key, so a
     model registered on another replica is found at once, and a deletion reaches routing within
-    `ttl_s` (the models API itself always reads the store)."""
+    `ttl_s` (the models API itself always reads the store). While the store cannot be read, routing
+    goes on from the table it last read, so a metadata store restart stalls no model."""
 
     def __init__(self, store: KVStore, ttl_s: float = 1.0):
         self.store = store
         self.ttl_s = ttl_s
         self._cache: dict[str, Model] = {}
         self._loaded_at = float("-inf")
+        self._stale = False
 
     async def _reload(self) -> dict[str, Model]:
         rows = await self.store.items_with_prefix(_PREFIX)
         self._cache = {key[len(_PREFIX):]: Model.model_validate_json(value) for key, value in rows}
         self._loaded_at = time.monotonic()
+        self._stale = False
         return self._cache
 
     async def _models(self) -> dict[str, Model]:
         if time.monotonic() - self._loaded_at > self.ttl_s:
-            return await self._reload()
+            try:
+                return await self._reload()
+            except Exception as exc:
+                if self._loaded_at == float("-inf"):
+                    raise
+                if not self._stale:
+                    self._stale = True
+                    logger.warning("model registry: the store cannot be read (%s: %s); routing from the table read "
+                                   "%.0f s ago until it can", type(exc).__name__, exc, time.monotonic() - self._loaded_at)
         return self._cache
 
     async def check(self) -> None:
@@ -42,8 +55,11 @@ class ModelRegistry:
     async def get(self, model_id: str, *, fresh: bool = False) -> Model:
         """The model `model_id`; `fresh` reads the store instead of the cache."""
         model = None if fresh else (await self._models()).get(model_id)
-        if model is None:
-            model = (await self._reload()).get(model_id)
+        if model is None:  # one key read, not the whole table: unknown ids cost the store little
+            stored = await self.store.get(_PREFIX + model_id)
+            model = None if stored is None else Model.model_validate_json(stored)
+            if model is not None:
+                self._cache[model_id] = model
         if model is None:
             raise NotFoundError(f"Model '{model_id}' not found", param="model", code="model_not_found")
         return model

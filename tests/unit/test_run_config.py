@@ -357,3 +357,23 @@ def test_a_training_worker_group_config_typo_is_named():
     config["providers"]["post_training"][0]["config"]["num_worker"] = 2
     with pytest.raises(ConfigError, match="providers.post_training.0.config.num_worker"):
         parse_run_config(config, "run.yaml")
+
+
+@pytest.mark.parametrize("allowed", ["~", "/", "~/.local/share/raystack/starter/datasets/imports"])
+def test_dataset_import_folders_may_not_overlap_a_state_folder(allowed):
+    data = yaml.safe_load(STARTER.read_text())
+    data["providers"]["datasetio"][0]["config"]["allowed_paths"] = ["/srv/imports", allowed]
+    with pytest.raises(ConfigError, match=r"providers.datasetio.0.config.allowed_paths.1: .* overlaps the state folder"):
+        parse_run_config(data, "starter", environ={})
+    data["providers"]["datasetio"][0]["config"]["allowed_paths"] = ["/srv/imports"]
+    assert parse_run_config(data, "starter", environ={}).providers["datasetio"][0].config["allowed_paths"] == ["/srv/imports"]
+
+
+def test_the_starter_imports_no_server_path_and_listens_on_loopback_without_auth():
+    config = load_run_config(STARTER, environ={})
+    assert config.providers["datasetio"][0].config.get("allowed_paths", []) == []
+    assert (config.server.host, config.server.auth) == ("127.0.0.1", None)
+    server = yaml.safe_load(STARTER.read_text())["server"]
+    with pytest.raises(ConfigError, match="server.auth: the server would listen on 0.0.0.0"):
+        parse_run_config({**yaml.safe_load(STARTER.read_text()), "server": {**server, "host": "0.0.0.0"}}, "starter",
+                         environ={})
