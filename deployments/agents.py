@@ -16,6 +16,7 @@ from deployments.metrics import ProviderMetrics, sample_queue_depths
 from deployments.provider_host import batched
 from deployments.replicas import this_replica
 from deployments.services.wiring import open_services
+from deployments.tracing import Carrier, SpanKind, span, start_tracing, stop_tracing, traced_stream
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError
 from providers.api.responses import CreateResponseRequest
@@ -28,6 +29,8 @@ class AgentsDeployment:
     async def __init__(self, provider_id: str, run_config: dict[str, Any], handles: dict[str, Any],
                        config: dict[str, Any]):
         graph = RunConfig.model_validate(run_config)
+        start_tracing(graph.server.tracing, f"provider-{provider_id}")
+        self.provider_id = provider_id
         self.config = BuiltinAgentsConfig.model_validate(config)
         self.storage = Storage(graph.storage)
         self.services = await open_services(graph, handles, self.storage, this_replica(), ingress=False,
@@ -36,11 +39,22 @@ class AgentsDeployment:
         self.metrics = ProviderMetrics(provider_id)
         self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.services.write_queues()))
 
-    async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any]:
-        with self.metrics.call("create_response"):
+    async def create(self, user: Identity | None, request: CreateResponseRequest,
+                     trace_context: Carrier | None = None) -> dict[str, Any]:
+        with span(f"{self.provider_id}.create_response", trace_context, SpanKind.SERVER, **{"raystack.provider": self.provider_id}), \
+                self.metrics.call("create_response"):
             return await self.responses.create(user, request.model_copy(update={"stream": False}))
 
-    async def stream(self, user: Identity | None, request: CreateResponseRequest) -> AsyncIterator[str]:
+    async def stream(self, user: Identity | None, request: CreateResponseRequest,
+                     trace_context: Carrier | None = None) -> AsyncIterator[str]:
+        texts = self._stream(user, request)
+        if trace_context is not None:
+            texts = traced_stream(f"{self.provider_id}.create_response", trace_context, texts,
+                                  **{"raystack.provider": self.provider_id})
+        async for text in texts:
+            yield text
+
+    async def _stream(self, user: Identity | None, request: CreateResponseRequest) -> AsyncIterator[str]:
         """The response's Server-Sent Events; a request the turn cannot start with raises before the first."""
         with self.metrics.call("create_response"):
             events = await self.responses.create(user, request.model_copy(update={"stream": True}))
@@ -57,3 +71,4 @@ class AgentsDeployment:
         self._queue_depths.cancel()
         await self.services.close()
         await self.storage.close()
+        stop_tracing()

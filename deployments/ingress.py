@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from deployments.errors import install_error_handlers
+from deployments.guard import RequestGuard
 from deployments.metrics import RequestMetrics, sample_queue_depths
 from deployments.replicas import this_replica
 from deployments.routes import (
@@ -29,6 +30,8 @@ from deployments.routes import (
     vector_stores,
 )
 from deployments.services.wiring import Services, open_services
+from deployments.tracing import TracingMiddleware, start_tracing, stop_tracing
+from providers.access.exposure import Exposure
 from providers.run_config import RunConfig
 from providers.storage import Storage
 
@@ -43,7 +46,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 }
 
 
-def build_fastapi_app(services: Services) -> FastAPI:
+def build_fastapi_app(services: Services, exposure: Exposure, *, traced: bool = False) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
     for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
                    responses, datasets, post_training, eval, inspect):
@@ -51,7 +54,10 @@ def build_fastapi_app(services: Services) -> FastAPI:
     for router in scoring.routers:
         app.include_router(router)
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, exposure=exposure, authenticator=services.authenticator)
     app.add_middleware(RequestMetrics)
+    if traced:
+        app.add_middleware(TracingMiddleware)
     app.state.services = services
     return app
 
@@ -61,6 +67,9 @@ class Ingress:
 
     async def __init__(self, run_config: dict[str, Any], handles: dict[str, Any]):
         config = RunConfig.model_validate(run_config)
+        start_tracing(config.server.tracing, "ingress")
+        self.traced = config.server.tracing is not None
+        self.exposure = config.server
         self.storage = Storage(config.storage)
         self.services = await open_services(config, handles, self.storage, this_replica(), ingress=True)
         loop = asyncio.get_running_loop()
@@ -72,7 +81,7 @@ class Ingress:
         await self.services.models.seed(config.registered_resources.models)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_fastapi_app(self.services)
+        return build_fastapi_app(self.services, self.exposure, traced=self.traced)
 
     async def __del__(self):
         """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
@@ -83,5 +92,7 @@ class Ingress:
         await self.services.close()
         store = self.services.inference_store
         if store is not None:
-            logger.info("inference store closed: %d records written, %d lost", store.queue.written, store.queue.lost)
+            logger.info("inference store closed: %d records written (%d of them from dead processes' outboxes), %d lost, "
+                        "%d dead letters", store.queue.written, store.queue.recovered, store.queue.lost, store.queue.dead_letters)
         await self.storage.close()
+        stop_tracing()

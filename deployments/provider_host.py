@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from deployments.clients import InferenceClient
 from deployments.metrics import ProviderMetrics
+from deployments.tracing import Carrier, SpanKind, span, start_tracing, stop_tracing, traced_stream
 from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest
 from providers.registry import get_spec
@@ -26,7 +27,9 @@ class ProviderDeployment:
     chunks that arrive within `stream_batch_window_s` into one message to spare the hop."""
 
     def __init__(self, provider_id: str, provider_type: str, config: dict[str, Any],
-                 models: dict[str, ModelRoute] | None = None, stream_batch_window_s: float = 0.02):
+                 models: dict[str, ModelRoute] | None = None, stream_batch_window_s: float = 0.02,
+                 tracing: dict[str, Any] | None = None):
+        start_tracing(tracing, f"provider-{provider_id}")
         self.provider_id = provider_id
         self.provider_type = provider_type
         self.stream_batch_window_s = stream_batch_window_s
@@ -40,14 +43,22 @@ class ProviderDeployment:
             raise InvalidRequestError(f"provider '{self.provider_id}' ({self.provider_type}) does not support {method}")
         return function
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        with self.metrics.call(method):
+    async def call(self, method: str, *args: Any, trace_context: Carrier | None = None, **kwargs: Any) -> Any:
+        with span(f"{self.provider_id}.{method}", trace_context, SpanKind.SERVER, **{"raystack.provider": self.provider_id}), \
+                self.metrics.call(method):
             result = await (await self._method(method))(*args, **kwargs)
         if method in _MODEL_METHODS:
             self.metrics.count_usage(args[1], _usage(result))
         return result
 
-    async def stream(self, method: str, *args: Any) -> AsyncIterator[str]:
+    async def stream(self, method: str, *args: Any, trace_context: Carrier | None = None) -> AsyncIterator[str]:
+        texts = self._stream(method, *args)
+        if trace_context is not None:
+            texts = traced_stream(f"{self.provider_id}.{method}", trace_context, texts, **{"raystack.provider": self.provider_id})
+        async for text in texts:
+            yield text
+
+    async def _stream(self, method: str, *args: Any) -> AsyncIterator[str]:
         """Token counts come from the stream's usage chunk; without one (the client did not ask for
         `stream_options.include_usage`), each chunk with choices counts as one token out (vLLM sends a
         chunk per token)."""
@@ -80,6 +91,7 @@ class ProviderDeployment:
 
     async def __del__(self):
         await self.provider.shutdown()
+        stop_tracing()
 
 
 class ModelRoute(TypedDict):

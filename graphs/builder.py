@@ -53,7 +53,8 @@ def build_app(config: RunConfig) -> Application:
             continue
         deployment = serve.deployment(ProviderDeployment).options(name=name, logging_config=logging_config, **options)
         models = _model_routes(config, entry, handles)
-        handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config, models)
+        handles[entry.provider_id] = deployment.bind(entry.provider_id, entry.provider_type, entry.config, models,
+                                                     tracing=run_config["server"]["tracing"])
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         name="ingress", logging_config=logging_config, **merge_options(INGRESS_DEFAULTS, config.server.ingress)
     )
@@ -92,7 +93,11 @@ SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 
 
 class BuildArgs(BaseModel):
+    """`config`: a run config path or a shipped config's name; `server`: keys over the run config's
+    `server` (a serve config turns authentication on this way, `${env.*}` substituted on the node)."""
+
     config: str
+    server: dict[str, Any] = {}
 
 
 def resolve_config_path(config: str) -> Path:
@@ -107,4 +112,4 @@ def build(args: BuildArgs) -> Application:
     builds the app before it starts Ray, so the fast Serve settings reach the cluster it starts; on
     `serve deploy` the nodes' environment (the cluster files export them) is the one that counts."""
     apply_fast_serve_defaults()
-    return build_app(load_run_config(resolve_config_path(args.config)))
+    return build_app(load_run_config(resolve_config_path(args.config), server=args.server))

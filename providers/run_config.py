@@ -14,8 +14,11 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from providers.access.auth_config import AuthConfig, AuthProvider
+from providers.access.auth_config import AuthProvider
+from providers.access.exposure import Exposure
 from providers.access.policy import AccessRule
+from providers.observability import LoggingOptions, TracingOptions
+from providers.state_folders import import_path_overlap, state_folders
 
 
 class StrictModel(BaseModel):
@@ -79,12 +82,15 @@ class KVStoreRef(StrictModel):
 class SQLStoreRef(StrictModel):
     """A table on a sql backend. Stores that record traffic (inference) write through a
     write-behind queue: `max_write_queue_size` records wait at most, then requests wait for room;
-    `num_writers` tasks per process drain it."""
+    `num_writers` tasks per process drain it. With `outbox_dir` (a folder on the node's local disk)
+    each queued record is also kept there until written, so a process crash loses none; without
+    it, a crash loses what the queue held."""
 
     backend: str
     table_name: str
     max_write_queue_size: int = Field(default=10_000, ge=1)
     num_writers: int = Field(default=4, ge=1)
+    outbox_dir: str | None = None
 
 
 # Which family each store needs: "kv" stores take a namespace, "sql" stores a table.
@@ -144,10 +150,17 @@ class DeploymentOptions(StrictModel):
 
 
 class ProviderEntry(StrictModel):
+    """`model_registration`: who may register this provider's models at run time; by default the
+    administrators on a remote (it spends the operator's key), any signed-in user on an engine of the graph."""
+
     provider_id: str
     provider_type: str
     config: dict[str, Any] = {}
     deployment: DeploymentOptions = DeploymentOptions()
+    model_registration: Literal["admins", "users"] | None = None
+
+    def registered_by_users(self) -> bool:
+        return (self.model_registration or ("admins" if self.provider_type.startswith("remote::") else "users")) == "users"
 
 
 class ModelEntry(StrictModel):
@@ -185,30 +198,18 @@ class RegisteredResources(StrictModel):
     tool_groups: list[ToolGroupEntry] = []
 
 
-class LoggingOptions(StrictModel):
-    """Replica logs (Ray's session `logs/serve/`). Each line carries the request id (Serve's
-    `x-request-id`, which follows a request through its handle calls): in Serve's text format, or as
-    JSON lines for a log pipeline (about 0.5 ms more CPU per request). Per-request access logs are
-    off: they cost a gateway more than half its throughput; errors still log."""
-
-    encoding: Literal["TEXT", "JSON"] = "TEXT"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    def serve_logging_config(self) -> dict[str, Any]:
-        return {"encoding": self.encoding, "log_level": self.level, "enable_access_log": False}
-
-
-class ServerConfig(StrictModel):
+class ServerConfig(Exposure):
     """Where Serve's proxy listens when deployed from a generated serve config (cluster/generate.py;
     `serve run <module>:<app>` keeps Serve's own 127.0.0.1:8000): loopback unless the config names
-    another address; who may call it (`auth`, off when absent) and what each caller may touch
-    (`access_policy`, the default policy of providers/access/policy.py when empty)."""
+    another address; who may call it (`auth`, off when absent: one user on loopback) and what each
+    caller may touch (`access_policy`, the default policy of providers/access/policy.py when empty);
+    the Host names and body sizes it accepts (providers/access/exposure.py); its logs and traces
+    (providers/observability.py)."""
 
-    host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     ingress: DeploymentOptions = DeploymentOptions()
     logging: LoggingOptions = LoggingOptions()
-    auth: AuthConfig | None = None
+    tracing: TracingOptions | None = None
     access_policy: list[AccessRule] = []
 
 
@@ -224,9 +225,12 @@ class IngestionConfig(StrictModel):
 
 
 class ResponsesConfig(StrictModel):
-    """Shields every response runs on its input and output unless the request names its own `guardrails`."""
+    """Shields every response runs on its input and output, whatever shields the request adds; the MCP
+    servers callers may name besides the tool groups' (deployments/services/mcp_servers.py)."""
 
     guardrails: list[str] = []
+    mcp_servers: list[Annotated[str, Field(pattern=r"^https?://")]] = []
+    any_mcp_server: bool = Field(default=False, description="callers may name other MCP servers on public addresses")
 
 
 class VectorStoresConfig(StrictModel):
@@ -433,6 +437,11 @@ def _check_provider_configs(config: RunConfig) -> None:
                 raise ConfigError("invalid provider config:\n  " + "\n  ".join(problems)) from None
             for model_id in model_dependencies(provider_config):
                 _check_model_dependency(config, model_id, f"{where}.config.model")
+    folders = state_folders(config.storage, [entry.config for _, entry in config.provider_entries()])
+    for n, entry in enumerate(config.providers.get("datasetio", [])):
+        overlap = import_path_overlap(entry.config.get("allowed_paths") or [], folders)
+        if overlap:
+            raise ConfigError(f"providers.datasetio.{n}.config.allowed_paths.{overlap[0]}: {overlap[1]}")
 
 
 def model_dependencies(provider_config: BaseModel) -> list[str]:
@@ -464,7 +473,9 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS)
 
 
-def load_run_config(path: str | Path, environ: dict[str, str] | None = None) -> RunConfig:
+def load_run_config(path: str | Path, environ: dict[str, str] | None = None,
+                    server: dict[str, Any] | None = None) -> RunConfig:
+    """The run config at `path`, with `server` keys (a serve config's) over its own."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -474,4 +485,6 @@ def load_run_config(path: str | Path, environ: dict[str, str] | None = None) -> 
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a run config must be a mapping at the top level")
+    if server:
+        data["server"] = {**(data.get("server") or {}), **server}
     return parse_run_config(data, str(path), environ)

@@ -6,6 +6,7 @@ from typing import AsyncIterator
 
 from deployments.clients.base import ProviderClient
 from deployments.errors import as_api_error
+from deployments.tracing import carrier
 from providers.access import Identity
 from providers.api.errors import APIError
 from providers.api.responses import CreateResponseRequest
@@ -18,9 +19,10 @@ class AgentsClient(ProviderClient):
     """The agents deployment answers `health` as every provider does, and makes responses."""
 
     async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict | AsyncIterator[str]:
+        trace_context = carrier()
         if not request.stream:
-            return await self.handle.create.remote(user, request)
-        events = self.handle.options(stream=True).stream.remote(user, request)
+            return await self.handle.create.remote(user, request, trace_context)
+        events = self.handle.options(stream=True).stream.remote(user, request, trace_context)
         first = await events.__anext__()  # a bad request fails here, as an HTTP error and not a stream
 
         async def relay() -> AsyncIterator[str]:

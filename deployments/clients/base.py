@@ -2,6 +2,8 @@
 
 from typing import Any, AsyncIterator, Generator, Generic, Protocol, TypeVar
 
+from deployments.tracing import carrier
+
 T = TypeVar("T", covariant=True)
 
 
@@ -21,11 +23,16 @@ class ProviderClient:
         self.handle = handle
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Reply[Any]:
+        trace_context = carrier()
+        if trace_context is not None:
+            kwargs["trace_context"] = trace_context
         return self.handle.call.remote(method, *args, **kwargs)
 
     def _stream(self, method: str, *args: Any) -> AsyncIterator[str]:
         """The method's results as Server-Sent-Event text."""
-        return self.handle.options(stream=True).stream.remote(method, *args)
+        trace_context = carrier()
+        traced = {} if trace_context is None else {"trace_context": trace_context}
+        return self.handle.options(stream=True).stream.remote(method, *args, **traced)
 
     def health(self) -> Reply[dict[str, Any]]:
         return self._call("health")

@@ -48,8 +48,11 @@ class InferenceClient(ProviderClient):
 class FilesClient(ProviderClient):
     protocol = FilesProvider
 
-    def put(self, file_id: str, data: bytes) -> Reply[None]:
-        return self._call("put", file_id, data)
+    def write(self, file_id: str, data: bytes, offset: int) -> Reply[None]:
+        return self._call("write", file_id, data, offset)
+
+    def commit(self, file_id: str, size: int) -> Reply[None]:
+        return self._call("commit", file_id, size)
 
     def get(self, file_id: str) -> Reply[bytes]:
         return self._call("get", file_id)
