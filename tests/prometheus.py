@@ -21,7 +21,7 @@ def scrape(source) -> list[tuple[str, dict[str, str], float]]:
         f"http://127.0.0.1:{node.metrics_export_port}/metrics" for node in [source.head_node, *source.worker_nodes]]
     found = []
     for url in urls:
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        text = urllib.request.urlopen(url, timeout=30).read().decode()  # a metrics agent on a loaded box can take 10 s
         ours = "\n".join(line for line in text.splitlines() if "raystack_" in line)
         for family in text_string_to_metric_families(ours):
             found.extend((s.name, s.labels, s.value) for s in family.samples)

@@ -4,13 +4,17 @@ restart. Two ingress replicas share the state; the remote is a loopback OpenAI m
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import asyncpg
 import httpx
@@ -55,7 +59,7 @@ def storage_config(backend: str, state_dir) -> dict:
         backends = {"kv": {"type": "kv_redis", "url": "redis://127.0.0.1:6379/0"}, "sql": {**POSTGRES, "type": "sql_postgres"}}
     return {"backends": backends, "stores": {
         "metadata": {"backend": "kv", "namespace": f"registry-{suffix}"},
-        "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}"},
+        "inference": {"backend": "sql", "table_name": f"chat_completions_{suffix}", "outbox_dir": f"{state_dir}/outbox"},
         "files": {"backend": "sql", "table_name": f"files_{suffix}"},
         "vector_stores": {"backend": "sql", "table_name": f"vector_stores_{suffix}"},
         "prompts": {"backend": "sql", "table_name": f"prompts_{suffix}"},
@@ -78,7 +82,8 @@ def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
                  "tool_runtime", "inspect"],
         "providers": {
             "inference": [
-                {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": urls[name]}, "deployment": small}
+                {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": urls[name]}, "deployment": small,
+                 "model_registration": "users" if name == "remote" else None}
                 for name in ("remote", "slow", "hostile", "guard")
             ],
             "safety": [{"provider_id": "profanity-check", "provider_type": "inline::profanity-check", "deployment": small},
@@ -105,6 +110,7 @@ def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
                        {"shield_id": "llama-guard", "provider_id": "llama-guard"}],
             "tool_groups": [{"toolgroup_id": "mcp::forecast", "provider_id": "mcp", "mcp_endpoint": {"uri": urls["mcp"]}}]},
         "vector_stores": {"ingestion": {"embedding_batch_size": EMBEDDING_BATCH, "resume_check_period_s": 2}},
+        "responses": {"mcp_servers": [urls["mcp_guarded"]]},
         "storage": storage,
         "server": {
             "ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}},
@@ -133,7 +139,7 @@ def mcp_servers():
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
 def graph(request, serve_session, tmp_path_factory, guard, mcp_servers):
-    stops, urls = [], {"guard": guard[0], "mcp": mcp_servers["open"]}
+    stops, urls = [], {"guard": guard[0], "mcp": mcp_servers["open"], "mcp_guarded": mcp_servers["guarded"]}
     for name, mock in (("remote", MockConfig(reply=REPLY, chunks=4)),
                        ("slow", MockConfig(reply="one two three four five six", chunks=6, chunk_delay_s=0.3,
                                            embedding_delay_s=0.5)),
@@ -827,6 +833,50 @@ def test_a_blocked_database_delays_no_answer_and_shutdown_writes_what_waited(gra
     assert set(ids) <= set(listed_ids(users["alice"])), "completions queued at shutdown were lost"
 
 
+def test_sigkilled_ingress_replicas_lose_no_answered_completion(graph, users, ray_cluster):
+    """Under load, with records queued behind a locked table, both ingress replicas are SIGKILLed
+    (no drain): every completion a client got an answer for is stored by their successors, which
+    find the records in the dead replicas' outboxes."""
+    alice = users["alice"]
+    outcomes: list[tuple[float, str, str | None]] = []  # (when, outcome, completion id)
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                outcomes.append((time.monotonic(), "200", ask(alice).id))
+            except openai.APIStatusError as exc:
+                outcomes.append((time.monotonic(), str(exc.status_code), None))
+            except openai.APIConnectionError as exc:
+                outcomes.append((time.monotonic(), type(exc.__cause__ or exc).__name__, None))
+
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(8):
+            pool.submit(load)
+        with writes_blocked(graph):
+            wait_for(lambda: sum(1 for _, o, _ in outcomes if o == "200") >= 100, timeout_s=60)
+            pids = [actor["Pid"] for actor in ray._private.state.actors().values()
+                    if "#ingress#" in actor["Name"] and actor["State"] == "ALIVE"]
+            assert len(pids) == 2
+            killed_at = time.monotonic()
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+        recovered_at = wait_for(lambda: next((t for t, o, _ in outcomes if t > killed_at + 0.5 and o == "200"), None),
+                                timeout_s=120)
+        wait_for(lambda: sum(1 for t, o, _ in outcomes if t > recovered_at and o == "200") >= 50, timeout_s=60)
+        stop.set()
+    answered = [completion_id for _, o, completion_id in outcomes if completion_id]
+    statuses = Counter(o for t, o, _ in outcomes if t > killed_at)
+    print(f"after the kill: {dict(statuses)}; first success {recovered_at - killed_at:.1f} s after it; "
+          f"{len(answered)} answered")
+
+    def missing() -> set[str]:
+        return set(answered) - {c.id for c in alice.chat.completions.list(limit=100)}
+    with suppress(TimeoutError):
+        wait_for(lambda: not missing(), timeout_s=60)
+    assert not missing(), f"{len(missing())} of {len(answered)} answered completions were lost"
+
+
 def test_llama_guard_moderates_through_the_guard_model_of_the_graph(serve_session, users, guard):
     moderation = users["alice"].moderations.create(model="llama-guard", input=["I will kill him", "Lovely weather today"])
     violent, friendly = moderation.results
@@ -871,9 +921,12 @@ def test_mcp_credentials_reach_the_server_and_never_the_stored_response(serve_se
         refused = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "authorization": "wrong"}]})
         assert refused.status_code == 424 and "401" in refused.json()["error"]["message"]
         closed = free_closed_url()
-        down = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "server_url": closed}]})
-        assert down.status_code == 424 and closed in down.json()["error"]["message"]
+        unlisted = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "server_url": closed}]})
+        assert unlisted.status_code == 403 and unlisted.json()["error"]["param"] == "tools.0.server_url"
         assert http.post("/responses", json={"model": "shared", "input": "still serving"}).status_code == 200
+    with as_http(serve_session, "admin") as http:
+        down = http.post("/responses", json={"model": "shared", "input": "x", "tools": [{**tool, "server_url": closed}]})
+        assert down.status_code == 424 and closed in down.json()["error"]["message"], "the operator may name any server"
 
 
 def free_closed_url() -> str:

@@ -28,9 +28,14 @@ QUESTIONS = [f"Name the best sailing boat in {country}." for country in COUNTRIE
 TRAINING_ROWS = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]}
                  for q in QUESTIONS for _ in range(32)]
 EVAL_ROWS = [{"input_query": q, "expected_answer": ANSWER} for q in QUESTIONS]
-TOKENS = {"ada": "tok-ada", "bob": "tok-bob"}
+TOKENS = {"ada": "tok-ada", "bob": "tok-bob", "ops": "tok-ops"}
 LORA = {"type": "LoRA", "lora_attn_modules": ["q_proj", "v_proj", "output_proj"], "apply_lora_to_mlp": True,
         "apply_lora_to_output": True, "rank": 16, "alpha": 32}
+
+
+def sources_dir(state):
+    """Files to import, beside the graph's state folder: an import folder may not overlap a state folder."""
+    return state.with_name(f"{state.name}-sources")
 
 
 def run_config(state, model_dir, judge_url) -> dict:
@@ -51,7 +56,7 @@ def run_config(state, model_dir, judge_url) -> dict:
             "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
                        "config": {"storage_dir": str(state / "files")}, "deployment": none}],
             "datasetio": [{"provider_id": "parquet", "provider_type": "inline::parquet",
-                           "config": {"storage_dir": str(state / "datasets"), "allowed_paths": [str(state / "sources")],
+                           "config": {"storage_dir": str(state / "datasets"), "allowed_paths": [str(sources_dir(state))],
                                       "max_page_rows": 50}}],
             "post_training": [{"provider_id": "torchtune", "provider_type": "inline::torchtune",
                                "config": {"artifacts_dir": str(state / "checkpoints"), "num_workers": 2,
@@ -70,7 +75,8 @@ def run_config(state, model_dir, judge_url) -> dict:
         },
         "server": {"ingress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
                    "auth": {"provider_config": {"type": "static_tokens", "tokens": {
-                       TOKENS["ada"]: {"principal": "ada"}, TOKENS["bob"]: {"principal": "bob"}}}}},
+                       TOKENS["ada"]: {"principal": "ada"}, TOKENS["bob"]: {"principal": "bob"},
+                       TOKENS["ops"]: {"principal": "ops", "attributes": {"roles": ["admin"]}}}}}},
     }
 
 
@@ -102,6 +108,13 @@ def http(serve_session, graph):
         yield client
 
 
+@pytest.fixture
+def admin(serve_session, graph):
+    """Importing a server path needs the admin role."""
+    with as_user(serve_session, "ops") as client:
+        yield client
+
+
 def ok(response: httpx.Response) -> dict:
     assert response.status_code < 300, response.text
     return response.json() if response.content else None
@@ -121,8 +134,9 @@ def all_rows(http, dataset_id: str) -> list[dict]:
             return rows
 
 
-def test_datasets_from_every_source_page_the_same_rows(http, state):
-    sources = state / "sources"
+def test_datasets_from_every_source_page_the_same_rows(admin, state):
+    http = admin
+    sources = sources_dir(state)
     sources.mkdir(exist_ok=True)
     (sources / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in EVAL_ROWS))
     (sources / "qa.csv").write_text("input_query,expected_answer\n" + "".join(f"{r['input_query']},{ANSWER}\n"
@@ -154,8 +168,8 @@ def test_datasets_from_every_source_page_the_same_rows(http, state):
     ({"purpose": "eval/question-answer", "source": {"type": "uri", "uri": "notes.docx"}}, "source.uri"),
     ({"purpose": "sometimes", "source": {"type": "rows", "rows": [{}]}}, "purpose"),
 ])
-def test_bad_datasets_are_400_naming_the_field(http, body, param):
-    response = http.post("/v1beta/datasets", json=body)
+def test_bad_datasets_are_400_naming_the_field(admin, body, param):
+    response = admin.post("/v1beta/datasets", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
 
