@@ -88,24 +88,33 @@ def set_serve_environment(serve_defaults: bool) -> None:
         apply_fast_serve_defaults()
 
 
-def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack,
-                run_config: Callable[[str, str], dict[str, Any]] = graph_run_config) -> Target:
-    """Start a local Ray, deploy the graph (`run_config(mock_url, workdir)`) in front of the mock;
-    returns the graph as a target."""
-    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-bench-"))
+def start_serve(serve_defaults: bool, stack: ExitStack) -> int:
+    """A local Ray (two CPUs, a small object store) and Serve on a free loopback port, both stopped
+    with `stack`; returns the port."""
     set_serve_environment(serve_defaults)  # before Ray and Serve import
 
     import ray
     from ray import serve
-
-    from graphs.builder import build_app
-    from providers.run_config import parse_run_config
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2)
     stack.callback(ray.shutdown)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     stack.callback(serve.shutdown)
+    return port
+
+
+def start_graph(mock_url: str, serve_defaults: bool, stack: ExitStack,
+                run_config: Callable[[str, str], dict[str, Any]] = graph_run_config) -> Target:
+    """Start a local Ray, deploy the graph (`run_config(mock_url, workdir)`) in front of the mock;
+    returns the graph as a target."""
+    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-bench-"))
+    port = start_serve(serve_defaults, stack)
+    from ray import serve
+
+    from graphs.builder import build_app
+    from providers.run_config import parse_run_config
+
     config = parse_run_config(run_config(mock_url, workdir), "bench")
     serve.run(build_app(config), name="raystack", route_prefix="/")
     base_url = f"http://127.0.0.1:{port}/v1"

@@ -58,6 +58,7 @@ class MockConfig:
     embedding_dim: int = 8
     embedding_delay_s: float = 0.0
     models: tuple[str, ...] = ("mock-model",)
+    fixed_id: str | None = None  # every answer's id, as a remote that reuses ids does
 
 
 # ---------------------------------------------------------------- OpenAI payloads
@@ -300,7 +301,8 @@ class MockServer:
             conn.send(200, payload)
 
     def _head(self, prefix: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"id": f"{prefix}-{self._id_prefix}{next(self._ids)}", "object": kind, "created": int(time.time()),
+        answer_id = self.config.fixed_id or f"{prefix}-{self._id_prefix}{next(self._ids)}"
+        return {"id": answer_id, "object": kind, "created": int(time.time()),
                 "model": body.get("model")}
 
     def _stream(self, conn: _Connection, body: dict[str, Any], events: list[bytes], content: range) -> None:
