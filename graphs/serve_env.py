@@ -3,12 +3,17 @@
 They must be in the environment of whatever starts Ray, so they are applied before the graph is
 built; a value the user already exported wins. HAProxy mode binds 0.0.0.0: its config and admin
 socket go under a per-user runtime folder instead of the shared /tmp/haproxy-serve. Before Ray
-starts, what a killed Ray left running (graphs/leftovers.py) is ended.
+starts, what a killed Ray left running (graphs/leftovers.py) is ended, and SIGTERM is made to
+stop `serve run` as Ctrl-C does.
 """
 
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
+
+import ray
 
 from graphs.leftovers import end_stale_processes
 
@@ -26,6 +31,7 @@ def haproxy_folder() -> Path:
 def apply_fast_serve_defaults() -> None:
     """Run before Ray starts: the settings into this environment, and what a killed Ray left ended."""
     end_stale_processes(haproxy_folders())
+    drain_on_sigterm()
     if os.environ.get("RAYSTACK_SERVE_DEFAULTS") == "1":
         return
     for name, value in FAST_SERVE_ENV.items():
@@ -36,6 +42,23 @@ def apply_fast_serve_defaults() -> None:
         os.environ.setdefault("RAY_SERVE_HAPROXY_SOCKET_PATH", str(base / "admin.sock"))
         os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(base))
         os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", str(base / "server-state"))
+
+
+def _sigterm_as_ctrl_c() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def drain_on_sigterm() -> None:
+    """`serve run` drains the graph on Ctrl-C (KeyboardInterrupt: `serve.shutdown()`, each replica
+    finishing its requests and flushing its stores), but ray.init makes SIGTERM exit at once, and the
+    replicas die mid-request. Once ray.init has run in this process, SIGTERM raises KeyboardInterrupt
+    instead, so `kill`, systemd and `docker stop` stop it as Ctrl-C does."""
+    if ray.is_initialized():
+        return
+    hooks = ray._private.worker._post_init_hooks
+    if _sigterm_as_ctrl_c not in hooks:
+        hooks.append(_sigterm_as_ctrl_c)
 
 
 # Where Serve keeps HAProxy's files unless the RAY_SERVE_HAPROXY_* variables move them.
