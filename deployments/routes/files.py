@@ -6,6 +6,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from deployments.routes.dependencies import MAX_PAGE, FilesDep, Limit, UserDep
+from deployments.routes.replies import Deleted, FileObject, Page, replies
 from providers.api.errors import InvalidRequestError, PayloadTooLargeError
 from providers.api.files import PURPOSES
 
@@ -19,7 +20,7 @@ UPLOAD_PART_BYTES = 4 * 1024 * 1024
 
 
 
-@router.post("")
+@router.post("", **replies(FileObject))
 async def upload_file(request: Request, files: FilesDep, user: UserDep,
                       file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]):
     if purpose not in PURPOSES:
@@ -34,13 +35,13 @@ async def _parts(file: UploadFile) -> AsyncIterator[bytes]:
         yield part
 
 
-@router.get("")
+@router.get("", **replies(Page[FileObject]))
 async def list_files(files: FilesDep, user: UserDep, after: str | None = None, limit: Limit = MAX_PAGE,
                      order: Literal["asc", "desc"] = "desc", purpose: str | None = None):
     return await files.records.list(user, after=after, limit=limit, order=order, purpose=purpose)
 
 
-@router.get("/{file_id}")
+@router.get("/{file_id}", **replies(FileObject))
 async def get_file(file_id: str, files: FilesDep, user: UserDep):
     return await files.records.get(user, file_id)
 
@@ -50,7 +51,7 @@ async def get_file_content(file_id: str, files: FilesDep, user: UserDep):
     return Response(await files.content(user, file_id), media_type="application/octet-stream")
 
 
-@router.delete("/{file_id}")
+@router.delete("/{file_id}", **replies(Deleted))
 async def delete_file(file_id: str, files: FilesDep, user: UserDep):
     await files.delete(user, file_id)
     return {"id": file_id, "object": "file", "deleted": True}

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from deployments.errors import api_error_response, as_api_error
 from deployments.routes.dependencies import ServicesDep, UserDep
+from deployments.routes.replies import ChatCompletion, Embeddings, TextCompletion, replies
 from deployments.services.models import ModelService
 from deployments.services.recording import CompletionRecording
 from providers.access import Identity
@@ -18,7 +19,7 @@ from providers.api.models import Model
 router = APIRouter(prefix="/v1", tags=["Inference"])
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", **replies(ChatCompletion, streams=True))
 async def chat_completions(request: ChatCompletionRequest, services: ServicesDep,
                            user: UserDep):
     recording = None
@@ -31,7 +32,7 @@ async def chat_completions(request: ChatCompletionRequest, services: ServicesDep
     return await _answer(await client.chat_completion(request, model.provider_resource_id), recording)
 
 
-@router.post("/completions")
+@router.post("/completions", **replies(TextCompletion, streams=True))
 async def completions(request: CompletionRequest, services: ServicesDep,
                       user: UserDep):
     model = await _model(services.models, user, request, "completion", "llm")
@@ -41,7 +42,7 @@ async def completions(request: CompletionRequest, services: ServicesDep,
     return await _answer(await client.completion(request, model.provider_resource_id), None)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", **replies(Embeddings))
 async def embeddings(request: EmbeddingRequest, services: ServicesDep,
                      user: UserDep):
     model = await _model(services.models, user, request, "embeddings", "embedding")

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from deployments.clients import ProviderRoute
 from deployments.routes.dependencies import ModelsDep, ProvidersDep, UserDep, user_of
+from deployments.routes.replies import Health, Version, replies
 from providers.access.policy import AccessPolicy
 from providers.registry import get_spec
 
@@ -29,7 +30,7 @@ _ROUTE_APIS = {"Inference": "inference", "Models": "inference", "Files": "files"
 HEALTH_TIMEOUT_S = 2.0
 
 
-@router.get("/health")
+@router.get("/health", **replies(Health))
 async def health(models: ModelsDep):
     """OK while this replica can read its routing table (the metadata store); a 503 otherwise."""
     try:
@@ -40,7 +41,7 @@ async def health(models: ModelsDep):
     return {"status": "OK"}
 
 
-@router.get("/version")
+@router.get("/version", **replies(Version))
 async def get_version():
     try:
         return {"version": version("raystack")}

@@ -4,6 +4,7 @@
 from fastapi import APIRouter
 
 from deployments.routes.dependencies import SafetyDep
+from deployments.routes.replies import Moderation, replies
 from providers.api.safety import ModerationRequest, RunShieldRequest
 
 router = APIRouter(prefix="/v1", tags=["Safety"])
@@ -21,7 +22,7 @@ async def get_shield(identifier: str, safety: SafetyDep):
     return safety.shield(identifier, "identifier")
 
 
-@router.post("/moderations")
+@router.post("/moderations", **replies(Moderation))
 async def create_moderation(request: ModerationRequest, safety: SafetyDep):
     return await safety.moderations(request)
 

@@ -4,6 +4,7 @@
 from fastapi import APIRouter
 
 from deployments.routes.dependencies import Limit, Order, StoreDep, UserDep
+from deployments.routes.replies import ChatCompletionMessage, Deleted, Page, StoredChatCompletion, replies
 from providers.api.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
@@ -12,18 +13,18 @@ router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
 
 
 
-@router.get("")
+@router.get("", **replies(Page[StoredChatCompletion]))
 async def list_chat_completions(store: StoreDep, user: UserDep, after: str | None = None, limit: Limit = 20,
                                 model: str | None = None, order: Order = "asc"):
     return await store.list(user, after=after, limit=limit, model=model, order=order)
 
 
-@router.get("/{completion_id}")
+@router.get("/{completion_id}", **replies(StoredChatCompletion))
 async def get_chat_completion(completion_id: str, store: StoreDep, user: UserDep):
     return await store.get(user, completion_id)
 
 
-@router.get("/{completion_id}/messages")
+@router.get("/{completion_id}/messages", **replies(Page[ChatCompletionMessage]))
 async def list_chat_completion_messages(completion_id: str, store: StoreDep, user: UserDep, after: str | None = None,
                                         limit: Limit = 20, order: Order = "asc"):
     """The input messages, each with the id `<completion id>-<position>` (OpenAI's shape)."""
@@ -39,7 +40,7 @@ async def list_chat_completion_messages(completion_id: str, store: StoreDep, use
             "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
 
 
-@router.delete("/{completion_id}")
+@router.delete("/{completion_id}", **replies(Deleted))
 async def delete_chat_completion(completion_id: str, store: StoreDep,
                                  user: UserDep):
     await store.delete(user, completion_id)

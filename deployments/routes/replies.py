@@ -1,0 +1,253 @@
+"""What the OpenAI-named routes answer, for the OpenAPI document (`replies(...)` in a route's
+decorator). The schemas describe; they do not filter or validate answers on the way out, which would
+cost every request. tests/e2e/test_fuzz.py checks real answers against them. Objects allow fields
+beyond those named, as OpenAI's and Llama Stack's do."""
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+Item = TypeVar("Item")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Deleted(Reply):
+    id: str
+    object: str
+    deleted: bool
+
+
+class Listing(Reply, Generic[Item]):
+    object: Literal["list"]
+    data: list[Item]
+
+
+class Page(Listing[Item], Generic[Item]):
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class ModelObject(Reply):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    custom_metadata: dict[str, Any]
+    model_type: Literal["llm", "embedding", "rerank"]
+
+
+class FunctionCallOut(Reply):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(Reply):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallOut
+
+
+class AssistantMessageOut(Reply):
+    role: Literal["assistant"]
+    content: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChatChoice(Reply):
+    index: int
+    message: AssistantMessageOut
+    finish_reason: str | None
+
+
+class TokenUsage(Reply):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(Reply):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: TokenUsage | None = None
+
+
+class StoredChatCompletion(ChatCompletion):
+    input_messages: list[dict[str, Any]]
+
+
+class ChatCompletionMessage(Reply):
+    id: str
+    role: str
+
+
+class TextChoice(Reply):
+    index: int
+    text: str
+    finish_reason: str | None
+
+
+class TextCompletion(Reply):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: TokenUsage | None = None
+
+
+class Embedding(Reply):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(Reply):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class Embeddings(Listing[Embedding]):
+    model: str
+    usage: EmbeddingUsage
+
+
+class FileObject(Reply):
+    id: str
+    object: Literal["file"]
+    bytes: int
+    created_at: int
+    expires_at: int | None = None
+    filename: str
+    purpose: Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+
+
+class FileCounts(Reply):
+    in_progress: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+class VectorStore(Reply):
+    id: str
+    object: Literal["vector_store"]
+    created_at: int
+    name: str | None = None
+    status: Literal["expired", "in_progress", "completed"]
+    usage_bytes: int
+    file_counts: FileCounts
+    metadata: dict[str, Any]
+    expires_at: int | None = None
+    last_active_at: int | None = None
+
+
+class VectorStoreFile(Reply):
+    id: str
+    object: Literal["vector_store.file"]
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "failed", "cancelled"]
+    usage_bytes: int
+    last_error: dict[str, Any] | None = None
+    attributes: dict[str, Any]
+
+
+class FileBatch(Reply):
+    id: str
+    object: Literal["vector_store.file_batch"]
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "failed", "cancelled"]
+    file_counts: FileCounts
+
+
+class TextContent(Reply):
+    type: Literal["text"]
+    text: str
+
+
+class FileContentPage(Reply):
+    object: Literal["vector_store.file_content.page"]
+    file_id: str
+    data: list[TextContent]
+    has_more: bool
+
+
+class SearchResult(Reply):
+    file_id: str
+    filename: str
+    score: float
+    attributes: dict[str, Any] | None = None
+    content: list[TextContent]
+
+
+class SearchResults(Reply):
+    object: Literal["vector_store.search_results.page"]
+    search_query: list[str]
+    data: list[SearchResult]
+    has_more: bool
+    next_page: str | None = None
+
+
+class Conversation(Reply):
+    id: str
+    object: Literal["conversation"]
+    created_at: int
+    metadata: dict[str, Any]
+
+
+class ConversationItem(Reply):
+    type: str
+
+
+class ResponseObject(Reply):
+    id: str
+    object: Literal["response"]
+    created_at: int
+    model: str
+    status: Literal["completed", "failed", "in_progress", "cancelled", "queued", "incomplete"]
+    output: list[dict[str, Any]]
+
+
+class Prompt(Reply):
+    prompt_id: str
+    version: int
+    prompt: str | None
+    variables: list[str]
+    is_default: bool
+
+
+class ModerationResult(Reply):
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+
+
+class Moderation(Reply):
+    id: str
+    model: str
+    results: list[ModerationResult]
+
+
+class Health(Reply):
+    status: Literal["OK", "Error"]
+
+
+class Version(Reply):
+    version: str
+
+
+def replies(model: type[BaseModel], *, streams: bool = False) -> dict[str, Any]:
+    """`responses=` for a route answering `model` (and server-sent events when it `streams`)."""
+    reply: dict[str, Any] = {"model": model}
+    if streams:
+        reply["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    return {"responses": {200: reply}}
