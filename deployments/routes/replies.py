@@ -245,9 +245,14 @@ class Version(Reply):
     version: str
 
 
+# A server-sent event: its `data` (a JSON text, or `[DONE]`) and, on the Responses stream, its `event` name.
+SERVER_SENT_EVENT = {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+                     "required": ["data"]}
+
+
 def replies(model: type[BaseModel], *, streams: bool = False) -> dict[str, Any]:
     """`responses=` for a route answering `model` (and server-sent events when it `streams`)."""
     reply: dict[str, Any] = {"model": model}
     if streams:
-        reply["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        reply["content"] = {"text/event-stream": {"schema": SERVER_SENT_EVENT}}
     return {"responses": {200: reply}}

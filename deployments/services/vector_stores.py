@@ -119,6 +119,8 @@ class VectorStoreService:
 
     async def update(self, user: Identity | None, store_id: str, request: UpdateVectorStoreRequest) -> dict[str, Any]:
         changes = request.model_dump(exclude_unset=True, mode="json")
+        if "metadata" in changes and changes["metadata"] is None:  # `metadata: null` clears it, as `{}` does
+            changes["metadata"] = {}
         return await self.view(await self.stores.update(user, store_id, {**changes, "last_active_at": int(time.time())}))
 
     async def delete(self, user: Identity | None, store_id: str) -> None:
