@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from deployments.routes.dependencies import DatasetsDep, UserDep
+from deployments.routes.replies import Data, DatasetObject, Rows, replies
 from providers.api.datasets import AppendRowsRequest, RegisterDatasetRequest
 from providers.api.errors import InvalidRequestError
 
@@ -14,17 +15,17 @@ router = APIRouter(prefix="/v1beta", tags=["Datasets"])
 
 
 
-@router.post("/datasets")
+@router.post("/datasets", **replies(DatasetObject))
 async def register_dataset(request: RegisterDatasetRequest, datasets: DatasetsDep, user: UserDep):
     return (await datasets.register(user, request)).public()
 
 
-@router.get("/datasets")
+@router.get("/datasets", **replies(Data[DatasetObject]))
 async def list_datasets(datasets: DatasetsDep, user: UserDep):
     return {"data": [d.public() for d in await datasets.list(user)]}
 
 
-@router.get("/datasets/{dataset_id}")
+@router.get("/datasets/{dataset_id}", **replies(DatasetObject))
 async def get_dataset(dataset_id: str, datasets: DatasetsDep, user: UserDep):
     return (await datasets.get(user, dataset_id)).public()
 
@@ -35,7 +36,7 @@ async def delete_dataset(dataset_id: str, datasets: DatasetsDep, user: UserDep):
     return Response(status_code=204)
 
 
-@router.get("/datasetio/iterrows/{dataset_id}")
+@router.get("/datasetio/iterrows/{dataset_id}", **replies(Rows))
 async def iterrows(dataset_id: str, datasets: DatasetsDep, user: UserDep,
                    start_index: Annotated[int | None, Query(ge=0)] = None,
                    limit: Annotated[int | None, Query(ge=1)] = None):

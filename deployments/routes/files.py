@@ -46,7 +46,8 @@ async def get_file(file_id: str, files: FilesDep, user: UserDep):
     return await files.records.get(user, file_id)
 
 
-@router.get("/{file_id}/content")
+@router.get("/{file_id}/content", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def get_file_content(file_id: str, files: FilesDep, user: UserDep):
     return Response(await files.content(user, file_id), media_type="application/octet-stream")
 

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 
 from deployments.clients import ProviderRoute
 from deployments.routes.dependencies import ModelsDep, ProvidersDep, UserDep, user_of
-from deployments.routes.replies import Health, Version, replies
+from deployments.routes.replies import Data, Health, ProviderInfo, RouteInfo, Version, replies
 from providers.access.policy import AccessPolicy
 from providers.registry import get_spec
 
@@ -49,20 +49,20 @@ async def get_version():
         return {"version": "unknown"}
 
 
-@router.get("/providers")
+@router.get("/providers", **replies(Data[ProviderInfo]))
 async def list_providers(providers: ProvidersDep, user: UserDep):
     routes = list(providers.routes.values())
     healths = await asyncio.gather(*(providers.health(r.entry.provider_id) for r in routes))
     return {"data": [_provider_info(r, h, AccessPolicy.is_admin(user)) for r, h in zip(routes, healths)]}
 
 
-@router.get("/providers/{provider_id}")
+@router.get("/providers/{provider_id}", **replies(ProviderInfo))
 async def get_provider(provider_id: str, providers: ProvidersDep, user: UserDep):
     route = providers.route(provider_id)
     return _provider_info(route, await providers.health(provider_id), AccessPolicy.is_admin(user))
 
 
-@router.get("/inspect/routes", dependencies=signed_in)
+@router.get("/inspect/routes", dependencies=signed_in, **replies(Data[RouteInfo]))
 async def list_routes(request: Request, providers: ProvidersDep):
     data = []
     for route in request.app.routes:

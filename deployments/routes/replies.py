@@ -1,4 +1,4 @@
-"""What the OpenAI-named routes answer, for the OpenAPI document (`replies(...)` in a route's
+"""What the routes answer, for the OpenAPI document (`replies(...)` in a route's
 decorator). The schemas describe; they do not filter or validate answers on the way out, which would
 cost every request. tests/e2e/test_fuzz.py checks real answers against them. Objects allow fields
 beyond those named, as OpenAI's and Llama Stack's do."""
@@ -243,6 +243,118 @@ class Health(Reply):
 
 class Version(Reply):
     version: str
+
+
+class Data(Reply, Generic[Item]):
+    """Llama Stack's listing: `{"data": [...]}`."""
+
+    data: list[Item]
+
+
+class Resource(Reply):
+    identifier: str
+    provider_id: str
+    type: str
+
+
+class DatasetObject(Resource):
+    type: Literal["dataset"]
+    purpose: str
+    source: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class Rows(Reply):
+    data: list[dict[str, Any]]
+    next_start_index: int | None = None
+
+
+class BenchmarkObject(Resource):
+    type: Literal["benchmark"]
+    dataset_id: str
+    scoring_functions: list[str]
+    metadata: dict[str, Any]
+
+
+class ScoringFunction(Resource):
+    type: Literal["scoring_function"]
+    description: str
+    params: dict[str, Any]
+
+
+class ScoringResult(Reply):
+    score_rows: list[dict[str, Any]]
+    aggregated_results: dict[str, Any]
+
+
+class Scores(Reply):
+    results: dict[str, ScoringResult]
+
+
+class BatchScores(Scores):
+    dataset_id: str | None
+
+
+class EvalJob(Reply):
+    job_id: str
+    status: Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
+    progress: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Evaluation(Reply):
+    generations: list[dict[str, Any]]
+    scores: dict[str, ScoringResult]
+
+
+class TrainingJob(Reply):
+    job_uuid: str
+
+
+class TrainingJobState(TrainingJob):
+    status: Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
+
+
+class TrainingJobStatus(TrainingJobState):
+    checkpoints: list[dict[str, Any]]
+
+
+class TrainingArtifacts(TrainingJob):
+    checkpoints: list[dict[str, Any]]
+
+
+class ShieldVerdict(Reply):
+    violation: dict[str, Any] | None
+
+
+class ShieldObject(Resource):
+    type: Literal["shield"]
+    provider_resource_id: str
+
+
+class ToolObject(Reply):
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    toolgroup_id: str | None = None
+
+
+class ToolGroupObject(Resource):
+    type: Literal["tool_group"]
+
+
+class ProviderInfo(Reply):
+    api: str
+    provider_id: str
+    provider_type: str
+    config: dict[str, Any]
+    health: dict[str, Any]
+
+
+class RouteInfo(Reply):
+    route: str
+    method: str
+    provider_types: list[str]
 
 
 # A server-sent event: its `data` (a JSON text, or `[DONE]`) and, on the Responses stream, its `event` name.
