@@ -128,16 +128,18 @@ def chat(http, model: str, content: str = "hello"):
                                                    "messages": [{"role": "user", "content": content}]})
 
 
-def test_the_engine_lands_on_the_gpu_node_holding_a_gpu_and_cpu_providers_stay_off_it(http, nodes):
+def test_the_engine_lands_on_the_gpu_node_holding_a_gpu_and_cpu_providers_take_none(http, nodes):
+    """The engine's replica holds one GPU of the GPU node; the CPU providers run and hold none (Ray
+    prefers other nodes for them, but only prefers: with the CPU nodes busy one may run beside the
+    engine, on the node's spare CPUs)."""
     gpu_node = nodes["gpu"].node_id
     (engine,) = replicas("provider-vllm")
     assert node_of(engine) == gpu_node
     free = ray._private.state.available_resources_per_node()[gpu_node]
-    assert free["GPU"] == 1, "the engine's replica holds one of the node's two GPUs"
+    assert free["GPU"] == 1, "the engine's replica holds one of the node's two GPUs, and nothing else holds one"
     assert free["accelerator_type:A10G"] == pytest.approx(1 - 0.001)
     for deployment in ("ingress", "provider-sentence-transformers", "provider-milvus", "provider-openai"):
-        placed = replicas(deployment)
-        assert placed and all(node_of(r) != gpu_node for r in placed), deployment
+        assert replicas(deployment), deployment
     reply = chat(http, "tiny")
     assert reply.status_code == 200, reply.text
     assert reply.json()["usage"]["completion_tokens"] > 0
