@@ -7,7 +7,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from providers.api.files import FilePurpose
+from providers.api.models import ModelType
+
 Item = TypeVar("Item")
+FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
+JobStatus = Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
 
 
 class Reply(BaseModel):
@@ -37,7 +42,7 @@ class ModelObject(Reply):
     created: int
     owned_by: str
     custom_metadata: dict[str, Any]
-    model_type: Literal["llm", "embedding", "rerank"]
+    model_type: ModelType
 
 
 class FunctionCallOut(Reply):
@@ -125,7 +130,7 @@ class FileObject(Reply):
     created_at: int
     expires_at: int | None = None
     filename: str
-    purpose: Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+    purpose: FilePurpose
 
 
 class FileCounts(Reply):
@@ -154,7 +159,7 @@ class VectorStoreFile(Reply):
     object: Literal["vector_store.file"]
     created_at: int
     vector_store_id: str
-    status: Literal["in_progress", "completed", "failed", "cancelled"]
+    status: FileStatus
     usage_bytes: int
     last_error: dict[str, Any] | None = None
     attributes: dict[str, Any]
@@ -165,7 +170,7 @@ class FileBatch(Reply):
     object: Literal["vector_store.file_batch"]
     created_at: int
     vector_store_id: str
-    status: Literal["in_progress", "completed", "failed", "cancelled"]
+    status: FileStatus
     file_counts: FileCounts
 
 
@@ -297,7 +302,7 @@ class BatchScores(Scores):
 
 class EvalJob(Reply):
     job_id: str
-    status: Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
+    status: JobStatus
     progress: dict[str, Any] | None = None
     error: str | None = None
 
@@ -312,7 +317,7 @@ class TrainingJob(Reply):
 
 
 class TrainingJobState(TrainingJob):
-    status: Literal["scheduled", "in_progress", "completed", "failed", "cancelled"]
+    status: JobStatus
 
 
 class TrainingJobStatus(TrainingJobState):

@@ -1,6 +1,5 @@
 """/v1/vector_stores: stores, their files, and search."""
 
-from typing import Literal
 
 from fastapi import APIRouter
 
@@ -9,6 +8,7 @@ from deployments.routes.replies import (
     Deleted,
     FileBatch,
     FileContentPage,
+    FileStatus,
     Page,
     SearchResults,
     VectorStore,
@@ -25,7 +25,6 @@ from providers.api.vector_stores import (
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["Vector stores"])
 
-FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
 
 
