@@ -4,7 +4,8 @@ collector (providers/observability.py). Off, every function here costs one `None
 Each replica process starts its own tracer (`start_tracing`). A call to another deployment carries
 the W3C trace context (`carrier()`) as an argument, and the callee opens its span under it
 (`span(..., parent=carrier)`), so one request is one trace from the ingress through every
-deployment it reaches.
+deployment it reaches. Ray Data tasks get the options and the context as an argument
+(`for_tasks()`) and start their process's tracer on their first span (`task_span`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _EXPORT_DELAY_MS = 1000
 _tracer: trace.Tracer | None = None
 _provider: TracerProvider | None = None
+_options: TracingOptions | None = None
 
 
 def start_tracing(options: TracingOptions | dict[str, Any] | None, component: str) -> None:
     """Send this process's spans to the collector, as `component` (ingress, provider-<id>, ...)."""
-    global _tracer, _provider
+    global _tracer, _provider, _options
     if options is None or _tracer is not None:
         return
-    options = TracingOptions.model_validate(options)
+    options = _options = TracingOptions.model_validate(options)
     _provider = TracerProvider(
         resource=Resource.create({"service.name": options.service_name, "raystack.component": component}),
         sampler=ParentBased(TraceIdRatioBased(options.sample_ratio)),
@@ -64,13 +66,34 @@ def carrier() -> Carrier | None:
 
 @contextmanager
 def span(name: str, parent: Carrier | None = None, kind: SpanKind = SpanKind.INTERNAL,
-         **attributes: Any) -> Iterator[trace.Span | None]:
-    """A span around the block, the current one inside it, under `parent` when given."""
+         links: tuple[Carrier, ...] = (), **attributes: Any) -> Iterator[trace.Span | None]:
+    """A span around the block, the current one inside it, under `parent` when given, linked to the
+    spans of `links` (other requests whose work it does too)."""
     if _tracer is None:
         yield None
         return
     context = _PROPAGATOR.extract(parent) if parent else None
-    with _tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as current:
+    linked = [trace.Link(trace.get_current_span(_PROPAGATOR.extract(link)).get_span_context()) for link in links]
+    with _tracer.start_as_current_span(name, context=context, kind=kind, links=linked, attributes=attributes) as current:
+        yield current
+
+
+def for_tasks() -> dict[str, Any] | None:
+    """What a Ray Data task needs to trace its work under the current span; None when tracing is off."""
+    if _options is None:
+        return None
+    return {"options": _options.model_dump(), "parent": carrier()}
+
+
+@contextmanager
+def task_span(name: str, traced: dict[str, Any] | None, **attributes: Any) -> Iterator[trace.Span | None]:
+    """A span in a Ray Data task, under the span `for_tasks()` was called in; the task's process
+    starts its tracer on the first."""
+    if traced is None:
+        yield None
+        return
+    start_tracing(traced["options"], "ray-data")
+    with span(name, traced["parent"], **attributes) as current:
         yield current
 
 

@@ -26,7 +26,7 @@ class TracingOptions(BaseModel):
     """OpenTelemetry traces, sent over OTLP/HTTP (protobuf) to `endpoint`, a collector's traces URL
     (`http://collector:4318/v1/traces`). One trace per request: a span in the ingress, and one in
     every deployment the request reaches (providers, the agents loop and its model and tool calls,
-    store writes), joined by W3C trace context; a `traceparent` header from the client continues
+    store writes, the tasks of an ingestion), joined by W3C trace context; a `traceparent` header from the client continues
     its trace. `sample_ratio` of the traces begun here are kept."""
 
     model_config = ConfigDict(extra="forbid")

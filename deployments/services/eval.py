@@ -19,6 +19,7 @@ from deployments.services.models import ModelService
 from deployments.services.replica import Replica
 from deployments.services.scoring import ScoringService
 from deployments.services.scoring_functions import ScoringParams, check_scored_rows
+from deployments.tracing import span
 from providers.access import Identity
 from providers.api.errors import InvalidRequestError, NotFoundError, ProviderError
 from providers.api.eval import Benchmark, BenchmarkConfig, EvaluateRowsRequest, RegisterBenchmarkRequest
@@ -143,7 +144,8 @@ class EvalService:
                         candidate: Candidate, functions: dict[str, ScoringParams], stop: threading.Event) -> None:
         job_id = record["id"]
         try:
-            generations = await self._generations(record, dataset_dir, config, candidate, stop)
+            with span("eval.generate", **{"raystack.job_id": job_id, "raystack.model": candidate.model_id}):
+                generations = await self._generations(record, dataset_dir, config, candidate, stop)
             if stop.is_set():
                 return
             if generations and all("error" in g for g in generations):

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from deployments.clients import InferenceClient
 from deployments.services.ingestion_pipeline import TASK_RUNTIME_ENV, reused
+from deployments.tracing import for_tasks, task_span
 from providers.api.datasets import column_value
 from providers.api.errors import APIError
 from providers.api.inference import ChatCompletionRequest
@@ -46,21 +47,22 @@ def messages_of(row: dict[str, Any], system_message: str | None) -> list[dict[st
     return ([{"role": "system", "content": system_message}] if system_message else []) + messages
 
 
-def generate(batch: Any, candidate: Candidate) -> dict[str, list[Any]]:
+def generate(batch: Any, candidate: Candidate, traced: dict[str, Any] | None = None) -> dict[str, list[Any]]:
     rows = batch.to_pylist()
     inference = reused(candidate.inference)
-    pending = [inference.chat_completion(ChatCompletionRequest(
-        model=candidate.model_id, messages=messages_of(row, candidate.system_message), **candidate.sampling),
-        candidate.provider_model_id) for row in rows]
     answers, errors = [], []
-    for response in pending:
-        try:
-            result = response.result()
-            answers.append(result["choices"][0]["message"]["content"] or "")
-            errors.append("")
-        except Exception as exc:  # one failed row is reported with its reason; the rest are scored
-            answers.append(None)
-            errors.append(exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}")
+    with task_span("eval.generate_batch", traced, **{"raystack.rows": len(rows)}):
+        pending = [inference.chat_completion(ChatCompletionRequest(
+            model=candidate.model_id, messages=messages_of(row, candidate.system_message), **candidate.sampling),
+            candidate.provider_model_id) for row in rows]
+        for response in pending:
+            try:
+                result = response.result()
+                answers.append(result["choices"][0]["message"]["content"] or "")
+                errors.append("")
+            except Exception as exc:  # one failed row is reported with its reason; the rest are scored
+                answers.append(None)
+                errors.append(exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}")
     return {"generated_answer": answers, "error": errors}
 
 
@@ -78,7 +80,7 @@ def run_generation(dataset_dir: str, num_examples: int | None, candidate: Candid
     if num_examples is not None:
         rows = rows.limit(num_examples)
     rows.context.execution_options.preserve_order = True
-    answers = rows.map_batches(generate, fn_kwargs={"candidate": candidate}, batch_size=resources.batch_size,
+    answers = rows.map_batches(generate, fn_kwargs={"candidate": candidate, "traced": for_tasks()}, batch_size=resources.batch_size,
                                   batch_format="pyarrow", num_cpus=resources.num_cpus, runtime_env=TASK_RUNTIME_ENV,
                                   compute=ray.data.TaskPoolStrategy(size=resources.concurrency))
     for batch in answers.iter_batches(batch_size=None, batch_format="pandas"):

@@ -22,6 +22,7 @@ from deployments.services.ingestion_pipeline import (
     run_pipeline,
 )
 from deployments.services.models import ModelService
+from deployments.tracing import Carrier, carrier, span
 from providers.api.models import Model
 
 logger = logging.getLogger("ray.serve")
@@ -75,11 +76,12 @@ class IngestionRunner:
         self.still_wanted = still_wanted
         self.flush = flush
         self.poll_s = poll_s
-        self._pending: list[tuple[FileJob, Model]] = []
+        self._pending: list[tuple[FileJob, Model, Carrier | None]] = []
         self._runner: asyncio.Task | None = None
 
     def submit(self, job: FileJob, model: Model) -> None:
-        self._pending.append((job, model))
+        """Queue the file; its pipeline's span links to the trace of the request that submitted it."""
+        self._pending.append((job, model, carrier()))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._run())
 
@@ -87,12 +89,17 @@ class IngestionRunner:
         await asyncio.sleep(COLLECT_S)
         while self._pending:
             pending, self._pending = self._pending, []
-            by_model: dict[str, tuple[Model, list[FileJob]]] = {}
-            for job, model in pending:
-                by_model.setdefault(model.identifier, (model, []))[1].append(job)
-            for model, jobs in by_model.values():
+            by_model: dict[str, tuple[Model, list[FileJob], list[Carrier]]] = {}
+            for job, model, submitted_in in pending:
+                _, jobs, requests = by_model.setdefault(model.identifier, (model, [], []))
+                jobs.append(job)
+                if submitted_in is not None and submitted_in not in requests:
+                    requests.append(submitted_in)
+            for model, jobs, requests in by_model.values():
                 try:
-                    await self._run_pipeline(model, jobs)
+                    with span("vector_stores.ingest", links=tuple(requests),
+                              **{"raystack.files": len(jobs), "raystack.embedding_model": model.identifier}):
+                        await self._run_pipeline(model, jobs)
                 except Exception:  # settling failed (storage down): the files stay in progress until resumed
                     logger.exception("ingesting %d files failed", len(jobs))
                 for store_id in {job.store_id for job in jobs}:

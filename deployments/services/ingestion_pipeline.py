@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 from deployments.clients import FilesClient, InferenceClient, ProviderClient, VectorIOClient
 from deployments.services.text_chunks import UnsupportedFile, chunk_words, extract_text
+from deployments.tracing import for_tasks, task_span
 from providers.api.errors import APIError
 from providers.api.inference import EmbeddingRequest
 from providers.api.vector_io import Chunk
@@ -82,12 +83,13 @@ def _failure(exc: Exception) -> tuple[str, str]:
     return code, exc.message if isinstance(exc, APIError) else f"{type(exc).__name__}: {exc}"
 
 
-def chunk_file(row: dict[str, Any], files: FilesClient) -> list[dict[str, Any]]:
+def chunk_file(row: dict[str, Any], files: FilesClient, traced: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The file's chunks as rows; a file that cannot be read is one row carrying the error."""
     base = {"store_id": row["store_id"], "file_id": row["file_id"], "attributes": row["attributes"]}
     try:
-        data = reused(files).get(row["file_id"]).result()
-        texts = chunk_words(extract_text(row["filename"], data), row["max_words"], row["overlap_words"])
+        with task_span("ingest.chunk_file", traced, **{"raystack.file_id": row["file_id"]}):
+            data = reused(files).get(row["file_id"]).result()
+            texts = chunk_words(extract_text(row["filename"], data), row["max_words"], row["overlap_words"])
     except Exception as exc:
         code, message = _failure(exc)
         return [{**base, "position": NO_CHUNK, "total": 0, "text": "", "error_code": code, "error": message}]
@@ -97,23 +99,16 @@ def chunk_file(row: dict[str, Any], files: FilesClient) -> list[dict[str, Any]]:
             for i, text in enumerate(texts)]
 
 
-def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: VectorIOClient) -> dict[str, list[Any]]:
+def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: VectorIOClient,
+                     traced: dict[str, Any] | None = None) -> dict[str, list[Any]]:
     """Embed the batch's chunks in one call, insert them per store, and report per file."""
     rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
     chunks = [r for r in rows if r["position"] != NO_CHUNK and not r["error"]]
     failure = ("", "")
     if chunks:
         try:
-            request = EmbeddingRequest(model=target.model_id, input=[r["text"] for r in chunks])
-            result = reused(target.inference).embeddings(request, target.provider_model_id).result()
-            vectors = [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
-            by_store: dict[str, list[Chunk]] = {}
-            for row, vector in zip(chunks, vectors, strict=True):
-                by_store.setdefault(row["store_id"], []).append(Chunk(
-                    id=f"{row['file_id']}-{int(row['position']):06d}", file_id=row["file_id"], text=row["text"],
-                    embedding=vector, attributes=json.loads(row["attributes"])))
-            for store_id, store_chunks in by_store.items():
-                reused(vector_io).insert(store_id, store_chunks).result()
+            with task_span("ingest.embed_and_insert", traced, **{"raystack.chunks": len(chunks)}):
+                _embed_and_insert(chunks, target, vector_io)
         except Exception as exc:
             failure = _failure(exc)
     progress: dict[tuple[str, str], dict[str, Any]] = {}
@@ -132,6 +127,19 @@ def embed_and_insert(batch: dict[str, Any], target: EmbeddingTarget, vector_io: 
         for name, value in {"store_id": store_id, "file_id": file_id, **entry}.items():
             columns[name].append(value)
     return columns
+
+
+def _embed_and_insert(chunks: list[dict[str, Any]], target: EmbeddingTarget, vector_io: VectorIOClient) -> None:
+    request = EmbeddingRequest(model=target.model_id, input=[r["text"] for r in chunks])
+    result = reused(target.inference).embeddings(request, target.provider_model_id).result()
+    vectors = [item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"])]
+    by_store: dict[str, list[Chunk]] = {}
+    for row, vector in zip(chunks, vectors, strict=True):
+        by_store.setdefault(row["store_id"], []).append(Chunk(
+            id=f"{row['file_id']}-{int(row['position']):06d}", file_id=row["file_id"], text=row["text"],
+            embedding=vector, attributes=json.loads(row["attributes"])))
+    for store_id, store_chunks in by_store.items():
+        reused(vector_io).insert(store_id, store_chunks).result()
 
 
 def job_rows(jobs: list[FileJob]) -> list[dict[str, Any]]:
@@ -157,8 +165,9 @@ def run_pipeline(jobs: list[FileJob], files: FilesClient, target: EmbeddingTarge
     dataset.context.target_max_block_size = BLOCK_BYTES
     stage = {"num_cpus": resources.num_cpus, "compute": ray.data.TaskPoolStrategy(size=resources.concurrency),
              "runtime_env": TASK_RUNTIME_ENV}
-    dataset = dataset.flat_map(chunk_file, fn_kwargs={"files": files}, **stage)
-    dataset = dataset.map_batches(embed_and_insert, fn_kwargs={"target": target, "vector_io": vector_io},
+    traced = for_tasks()
+    dataset = dataset.flat_map(chunk_file, fn_kwargs={"files": files, "traced": traced}, **stage)
+    dataset = dataset.map_batches(embed_and_insert, fn_kwargs={"target": target, "vector_io": vector_io, "traced": traced},
                                   batch_size=resources.batch_size, **stage)
     for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
         on_progress([FileProgress(**record) for record in batch.to_dict("records")])

@@ -2,7 +2,8 @@
 
 Faults in the shared state, under load: the servers are stopped and started again while clients keep
 calling. Requests that need what is down fail fast with a 503 naming it; answered records are kept;
-the graph recovers by itself. Traces: one request is one trace across the deployments it reaches."""
+the graph recovers by itself. Traces: one request is one trace across the deployments it reaches,
+and through the Ray Data tasks of the ingestion it starts."""
 
 import os
 import shutil
@@ -84,14 +85,21 @@ def run_config(urls: dict[str, str], postgres: PrivatePostgres, redis: PrivateRe
     sql = {"type": "sql_postgres", "host": "127.0.0.1", "port": postgres.port, "user": "postgres", "db": "postgres"}
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
-        "apis": ["inference", "models", "conversations", "responses", "agents", "tool_runtime"],
+        "apis": ["inference", "models", "conversations", "responses", "agents", "tool_runtime", "files", "vector_io"],
         "providers": {
             "inference": [{"provider_id": "mock", "provider_type": "remote::openai", "config": {"base_url": urls["mock"]},
                            "deployment": small}],
+            "files": [{"provider_id": "localfs", "provider_type": "inline::localfs",
+                       "config": {"storage_dir": f"{state_dir}/files"}, "deployment": small}],
+            "vector_io": [{"provider_id": "milvus", "provider_type": "inline::milvus",
+                           "config": {"db_path": f"{state_dir}/milvus.db"}, "deployment": small}],
             "agents": [{"provider_id": "builtin", "provider_type": "inline::builtin", "deployment": small}],
             "tool_runtime": [{"provider_id": "mcp", "provider_type": "remote::model-context-protocol", "deployment": small}],
         },
-        "registered_resources": {"models": [{"model_id": "m", "provider_id": "mock", "provider_model_id": "mock-model"}]},
+        "registered_resources": {"models": [
+            {"model_id": "m", "provider_id": "mock", "provider_model_id": "mock-model"},
+            {"model_id": "e", "provider_id": "mock", "provider_model_id": "mock-model", "model_type": "embedding",
+             "metadata": {"embedding_dimension": 8}}]},
         "storage": {
             "backends": {"kv": {"type": "kv_redis", "url": f"redis://127.0.0.1:{redis.port}/0"}, "sql": sql},
             "stores": {
@@ -99,6 +107,8 @@ def run_config(urls: dict[str, str], postgres: PrivatePostgres, redis: PrivateRe
                 "inference": {"backend": "sql", "table_name": "chat_completions", "outbox_dir": f"{state_dir}/outbox"},
                 "responses": {"backend": "sql", "table_name": "responses"},
                 "conversations": {"backend": "sql", "table_name": "conversations"},
+                "files": {"backend": "sql", "table_name": "files"},
+                "vector_stores": {"backend": "sql", "table_name": "vector_stores"},
             },
         },
         "responses": {"mcp_servers": [urls["mcp"]]},
@@ -241,6 +251,14 @@ def test_redis_down_fails_registry_requests_fast_routes_chat_from_the_last_table
     assert http.post("/chat/completions", json=ask).status_code == 200
 
 
+def ancestors(span, by_id: dict) -> list[str]:
+    found = []
+    while span.parent_span_id in by_id:
+        span = by_id[span.parent_span_id]
+        found.append(span.span_id)
+    return found
+
+
 def test_one_responses_turn_is_one_trace_through_the_ingress_the_agents_loop_and_the_providers(http, urls):
     """A client's `traceparent` continues into the graph: the ingress's span, the agents deployment's
     turn under it, and under that the model call, the MCP tool listing and the response's store write,
@@ -266,9 +284,36 @@ def test_one_responses_turn_is_one_trace_through_the_ingress_the_agents_loop_and
     tool_listing = next(s for s in spans if s.component == "provider-mcp")
     store_write = next(s for s in spans if s.name == "store.insert" and s.attributes["db.collection.name"] == "responses")
     for child in (model_call, tool_listing, store_write):
-        ancestors = []
-        while child.parent_span_id in by_id:
-            child = by_id[child.parent_span_id]
-            ancestors.append(child.span_id)
-        assert turn.span_id in ancestors, f"{child.name} is not under the turn"
+        assert turn.span_id in ancestors(child, by_id), f"{child.name} is not under the turn"
     assert {s.service for s in spans} == {"raystack"}
+
+
+
+def test_an_ingestion_is_traced_from_the_request_through_its_ray_data_tasks_to_the_providers(http, urls):
+    """Creating a store with a file: the ingestion pipeline's span under the request's, the spans of
+    its Ray Data tasks (from the tasks' own processes) under the pipeline's, and under the tasks the
+    calls to the files, embedding and vector IO providers."""
+    trace_id = os.urandom(16).hex()
+    file_id = http.post("/files", files={"file": ("traced.txt", b"Traces follow the work into the tasks.")},
+                        data={"purpose": "assistants"}).json()["id"]
+    reply = http.post("/vector_stores", json={"name": "traced", "file_ids": [file_id], "embedding_model": "e"},
+                      headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
+    assert reply.status_code == 200, reply.text
+    wanted = {"ingress", "ray-data", "provider-localfs", "provider-mock", "provider-milvus"}
+
+    def spans_of_the_trace():
+        found = [s for s in urls["spans"] if s.trace_id == trace_id]
+        ended = wanted <= {s.component for s in found} and "vector_stores.ingest" in {s.name for s in found}
+        return found if ended else None  # the pipeline's span ends, and is sent, last
+    spans = wait_for(spans_of_the_trace, timeout_s=60)
+    by_id = {s.span_id: s for s in spans}
+    (request,) = [s for s in spans if s.name == "POST /v1/vector_stores"]
+    (pipeline,) = [s for s in spans if s.name == "vector_stores.ingest"]
+    assert pipeline.parent_span_id == request.span_id and pipeline.attributes["raystack.files"] == 1
+    tasks = [s for s in spans if s.component == "ray-data"]
+    assert {s.name for s in tasks} == {"ingest.chunk_file", "ingest.embed_and_insert"}
+    assert all(pipeline.span_id in ancestors(task, by_id) for task in tasks)
+    for call_name, task_name in (("localfs.get", "ingest.chunk_file"), ("mock.embeddings", "ingest.embed_and_insert"),
+                                 ("milvus.insert", "ingest.embed_and_insert")):
+        call = next(s for s in spans if s.name == call_name)
+        assert any(by_id[a].name == task_name for a in ancestors(call, by_id)), f"{call.name} is not under {task_name}"
