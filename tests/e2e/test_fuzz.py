@@ -2,7 +2,8 @@
 with every API on but post-training (a loopback mock answers for the models), its coverage phase
 (boundary and invalid values of every field) and a bounded number of random examples per
 operation, with a fixed seed. Path ids name resources made beforehand, so operations on an existing
-completion, file, store, conversation, prompt, response, dataset or benchmark are fuzzed too.
+completion, file, store, file batch, conversation, prompt, response, dataset, benchmark or evaluation
+job are fuzzed too.
 No answer may be a 5xx or take past the timeout, and every 200 must fit the schema the document
 declares for it (deployments/routes/replies.py)."""
 
@@ -86,17 +87,21 @@ def made_resources(base_url: str) -> dict[str, str]:
         conversation = made("/v1/conversations", json={"items": [{"type": "message", "role": "user", "content": "hi"}]})["id"]
         dataset = made("/v1beta/datasets", json={"dataset_id": "fz", "purpose": "eval/question-answer", "source": {
             "type": "rows", "rows": [{"input_query": "q", "expected_answer": "a"}]}})["identifier"]
+        made("/v1alpha/eval/benchmarks", json={"benchmark_id": "fz", "dataset_id": dataset, "scoring_functions": ["basic::equality"]})
+        store = made("/v1/vector_stores", json={"name": "fz", "file_ids": [file_id], "embedding_model": "e"})["id"]
         return {
             "completion_id": made("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})["id"],
             "file_id": file_id,
-            "vector_store_id": made("/v1/vector_stores", json={"name": "fz", "file_ids": [file_id], "embedding_model": "e"})["id"],
+            "vector_store_id": store,
+            "batch_id": made(f"/v1/vector_stores/{store}/file_batches", json={"file_ids": [file_id]})["id"],
             "conversation_id": conversation,
             "item_id": http.get(f"/v1/conversations/{conversation}/items").json()["data"][0]["id"],
             "prompt_id": made("/v1/prompts", json={"prompt": "Hello {{ name }}"})["prompt_id"],
             "response_id": made("/v1/responses", json={"model": "m", "input": "hi"})["id"],
             "dataset_id": dataset,
-            "benchmark_id": made("/v1alpha/eval/benchmarks", json={
-                "benchmark_id": "fz", "dataset_id": dataset, "scoring_functions": ["basic::equality"]}) and "fz",
+            "benchmark_id": "fz",
+            "job_id": made("/v1alpha/eval/benchmarks/fz/jobs", json={
+                "benchmark_config": {"eval_candidate": {"type": "model", "model": "m"}}})["job_id"],
             "model_id": "m", "identifier": "content-safety", "toolgroup_id": "mcp::forecast", "tool_name": "get_forecast",
             "scoring_fn_id": "basic::equality", "provider_id": "mock",
         }
