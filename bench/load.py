@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +39,7 @@ class LoadSpec:
     timeout_s: float = 60.0
     api: Literal["chat", "responses"] = "chat"
     store: bool = False  # responses only: store each response
+    cores: tuple[int, ...] = ()  # the client's CPU cores (all if empty)
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,11 @@ class _StreamError(Exception):
 
 
 async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
-    """Read an SSE stream to its end (chat: `[DONE]`, responses: `response.completed`); returns
-    when the first content arrived."""
+    """Read an SSE stream to its end (chat: `[DONE]`, or the connection closed after a choice's
+    `finish_reason`, as OGX ends it; responses: `response.completed`); returns when the first
+    content arrived."""
     first: float | None = None
+    finished = False
     async for line in response.content:
         if not line.startswith(b"data:"):
             continue
@@ -149,6 +153,9 @@ async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
             return first
         if first is None and _has_content(event):
             first = time.perf_counter()
+        finished = finished or any(choice.get("finish_reason") for choice in event.get("choices") or ())
+    if finished:
+        return first
     raise _StreamError("stream ended before its last event")
 
 
@@ -219,6 +226,8 @@ async def _load(spec: LoadSpec) -> LoadResult:
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
+    if spec.cores:
+        os.sched_setaffinity(0, spec.cores)
     with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
         return runner.run(_load(spec))
 
