@@ -88,15 +88,16 @@ def set_serve_environment(serve_defaults: bool) -> None:
         apply_fast_serve_defaults()
 
 
-def start_serve(serve_defaults: bool, stack: ExitStack) -> int:
-    """A local Ray (two CPUs, a small object store) and Serve on a free loopback port, both stopped
-    with `stack`; returns the port."""
+def start_serve(serve_defaults: bool, stack: ExitStack, metrics_port: int | None = None) -> int:
+    """A local Ray (two CPUs, a small object store; its metrics on `metrics_port` when given) and
+    Serve on a free loopback port, both stopped with `stack`; returns the port."""
     set_serve_environment(serve_defaults)  # before Ray and Serve import
 
     import ray
     from ray import serve
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2,
+             _metrics_export_port=metrics_port)
     stack.callback(ray.shutdown)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

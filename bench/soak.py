@@ -10,7 +10,8 @@ store's outbox on). Each client cycles through a chat completion, a streamed one
 and an append to its own conversation, and keeps the id of everything it got a 2xx for.
 
 Every `--sample-s` it prints and keeps each Serve replica's RSS and open file descriptors, the
-throughput, p99 latency and errors of the interval. At the end the graph is deleted (its replicas
+depth of each store's write queue and the requests inside each deployment's replicas (from Ray's
+metrics export), and the throughput, p99 latency and errors of the interval. At the end the graph is deleted (its replicas
 write out what they queued) and the rows of each store are matched against the ids answered.
 Reported: wedges (any 30 s without a success), errors by kind, RSS growth per hour after the
 first fifth of the run (a least-squares slope over the samples), and lost records per kind.
@@ -32,9 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
-from bench.gateway import MODEL, start_mock_process, start_serve, wait_until_answering
+from bench.gateway import MODEL, free_port, start_mock_process, start_serve, wait_until_answering
 from bench.mock_openai import fast_loop_factory
 
 KINDS = ("chat", "stream", "response", "conversation")
@@ -175,6 +178,26 @@ def sample_replicas(replicas: dict[str, psutil.Process]) -> dict[str, tuple[floa
     return sampled
 
 
+QUEUE_METRICS = {"ray_raystack_store_queue_depth": "store", "ray_serve_replica_processing_queries": "deployment"}
+
+
+def sample_queues(metrics_port: int) -> dict[str, float]:
+    """Records waiting in each store's write queue (`queue:<store>`) and requests inside each
+    deployment's replicas (`in:<deployment>`), summed over replicas, as Ray's metrics agent last
+    exported them; empty if it did not answer."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return {}
+    wanted = "\n".join(line for line in text.splitlines() if line.startswith(tuple(QUEUE_METRICS)))
+    found: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(wanted):
+        for sample in family.samples:
+            label = QUEUE_METRICS[sample.name]
+            found[f"{'queue' if label == 'store' else 'in'}:{sample.labels.get(label, '?')}"] += sample.value
+    return dict(found)
+
+
 # ---------------------------------------------------------------- counting what was stored
 
 
@@ -235,13 +258,14 @@ def intervals(requests: list, start: float, sample_s: float, count: int) -> list
 
 
 def plot(path: str, title: str, minutes: list[float], rss: dict[str, list[tuple[float, float]]],
-         fds: dict[str, list[tuple[float, int]]], traffic: list[dict[str, Any]]) -> None:
+         fds: dict[str, list[tuple[float, int]]], queues: dict[str, list[tuple[float, float]]],
+         traffic: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig, axes = plt.subplots(3, 2, figsize=(11, 10), sharex=True)
     for name, points in rss.items():
         axes[0][0].plot(*zip(*points), label=name)
     for name, points in fds.items():
@@ -249,13 +273,17 @@ def plot(path: str, title: str, minutes: list[float], rss: dict[str, list[tuple[
     axes[1][0].plot(minutes, [t["rps"] for t in traffic], label="successes/s")
     axes[1][0].plot(minutes, [t["errors"] for t in traffic], label="errors", color="tab:red")
     axes[1][1].plot(minutes, [t["p99_ms"] for t in traffic])
+    for name, points in queues.items():
+        axes[2][0 if name.startswith("queue:") else 1].plot(*zip(*points), label=name.split(":", 1)[1])
     for ax, name in zip([a for row in axes for a in row], ["RSS MiB per replica", "open fds per replica",
-                                                           "throughput", "p99 latency ms"]):
+                                                           "throughput", "p99 latency ms",
+                                                           "records in each store's write queue",
+                                                           "requests inside each deployment"]):
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=6)
-    axes[1][0].legend(fontsize=8)
-    for ax in axes[1]:
+    for ax, size in ((axes[0][0], 6), (axes[1][0], 8), (axes[2][0], 8), (axes[2][1], 8)):
+        ax.legend(fontsize=size)
+    for ax in axes[2]:
         ax.set_xlabel("minutes")
     fig.suptitle(title)
     fig.tight_layout()
@@ -276,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as stack:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="raystack-soak-"))
         mock = start_mock_process(chunks=8, chunk_delay_s=0.0, stack=stack)
-        port = start_serve(serve_defaults=False, stack=stack)
+        metrics_port = free_port()
+        port = start_serve(serve_defaults=False, stack=stack, metrics_port=metrics_port)
         from ray import serve
 
         from graphs.builder import build_app
@@ -296,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         replicas = serve_replicas()
         rss: dict[str, list[tuple[float, float]]] = defaultdict(list)
         fds: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        queues: dict[str, list[tuple[float, float]]] = defaultdict(list)
         while time.time() < end:
             time.sleep(min(args.sample_s, max(0.0, end - time.time())))
             minute = (time.time() - start) / 60
@@ -304,8 +334,12 @@ def main(argv: list[str] | None = None) -> None:
             for name, (mib, open_fds) in sampled.items():
                 rss[name].append((minute, mib))
                 fds[name].append((minute, open_fds))
+            depths = sample_queues(metrics_port)
+            for name, depth in depths.items():
+                queues[name].append((minute, depth))
             print(f"{minute:6.1f} min  " + "  ".join(f"{n} {m:.0f}MiB/{f}fd" for n, (m, f) in sorted(sampled.items())),
                   flush=True)
+            print("          " + "  ".join(f"{n} {d:.0f}" for n, d in sorted(depths.items())), flush=True)
         requests, answered = clients.result()
         serve.delete("raystack")  # the ingress replicas write out their queues as they stop
         stored = asyncio.run(stored_ids(config.storage, suffix))
@@ -336,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{kind:14}{len(ids):10}{len(set(ids)) - lost:10}{lost:8}")
     if args.plot:
         plot(args.plot, f"soak: {args.clients} clients, {args.minutes:g} min, stores on {args.backend}",
-             minutes, rss, fds, traffic)
+             minutes, rss, fds, queues, traffic)
 
 
 if __name__ == "__main__":
