@@ -80,9 +80,9 @@ def run_generation(dataset_dir: str, num_examples: int | None, candidate: Candid
     if num_examples is not None:
         rows = rows.limit(num_examples)
     rows.context.execution_options.preserve_order = True
-    answers = rows.map_batches(generate, fn_kwargs={"candidate": candidate, "traced": for_tasks()}, batch_size=resources.batch_size,
-                                  batch_format="pyarrow", num_cpus=resources.num_cpus, runtime_env=TASK_RUNTIME_ENV,
-                                  compute=ray.data.TaskPoolStrategy(size=resources.concurrency))
+    answers = rows.map_batches(generate, fn_kwargs={"candidate": candidate, "traced": for_tasks()},
+                               batch_size=resources.batch_size, batch_format="pyarrow", num_cpus=resources.num_cpus,
+                               runtime_env=TASK_RUNTIME_ENV, compute=ray.data.TaskPoolStrategy(size=resources.concurrency))
     for batch in answers.iter_batches(batch_size=None, batch_format="pandas"):
         on_progress(batch.to_dict("records"))
         if stop.is_set():
