@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import yaml
 
-from bench.gateway import MODEL, PROJECT_ROOT, free_port, median_of, start_mock_process
+from bench.gateway import COLUMNS, MODEL, PROJECT_ROOT, free_port, median_of, start_mock_process
 from bench.load import LoadResult, LoadSpec, run_load_in_process
 
 OGX_VERSION = "1.5.0"
@@ -207,6 +207,7 @@ def port_is_free(port: int) -> bool:
 
 
 Results = dict[str, dict[str, list[LoadResult]]]  # mode -> server -> runs
+rps, cpu_ms = COLUMNS["RPS"], COLUMNS["CPU ms/req"]
 
 
 def run_rounds(servers: list[Server], args: argparse.Namespace, mock_url: str) -> Results:
@@ -229,14 +230,6 @@ def _cells(result: LoadResult) -> str:
     latency = result.latency_ms
     p50, p99 = (f"{latency.p50:.1f}", f"{latency.p99:.1f}") if latency else ("-", "-")
     return f"{result.rps:>10.1f}{p50:>10}{p99:>10}{result.cpu_ms_per_request:>12.2f}{sum(result.errors.values()):>8}"
-
-
-def rps(result: LoadResult) -> float:
-    return result.rps
-
-
-def cpu_ms(result: LoadResult) -> float:
-    return result.cpu_ms_per_request
 
 
 def print_table(results: Results) -> None:
