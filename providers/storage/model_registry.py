@@ -1,6 +1,7 @@
 """The model routing table: model id -> provider, persisted in the metadata kv store so every
 ingress replica and every restart see the same list."""
 
+import asyncio
 import logging
 import time
 
@@ -15,8 +16,9 @@ logger = logging.getLogger("ray.serve")
 class ModelRegistry:
     """Request routing reads through a short-lived cache; a miss always reads the model's key, so a
     model registered on another replica is found at once, and a deletion reaches routing within
-    `ttl_s` (the models API itself always reads the store). While the store cannot be read, routing
-    goes on from the table it last read, so a metadata store restart stalls no model."""
+    `ttl_s` (the models API itself always reads the store). The requests that find the table expired
+    share one read. While the store cannot be read, routing goes on from the table it last read, so a
+    metadata store restart stalls no model."""
 
     def __init__(self, store: KVStore, ttl_s: float = 1.0):
         self.store = store
@@ -24,6 +26,7 @@ class ModelRegistry:
         self._cache: dict[str, Model] = {}
         self._loaded_at = float("-inf")
         self._stale = False
+        self._reloading: asyncio.Future | None = None
 
     async def _reload(self) -> dict[str, Model]:
         rows = await self.store.items_with_prefix(_PREFIX)
@@ -34,8 +37,11 @@ class ModelRegistry:
 
     async def _models(self) -> dict[str, Model]:
         if time.monotonic() - self._loaded_at > self.ttl_s:
+            if self._reloading is None:
+                self._reloading = asyncio.ensure_future(self._reload())
+                self._reloading.add_done_callback(self._reloaded)
             try:
-                return await self._reload()
+                return await asyncio.shield(self._reloading)
             except Exception as exc:
                 if self._loaded_at == float("-inf"):
                     raise
@@ -44,6 +50,11 @@ class ModelRegistry:
                     logger.warning("model registry: the store cannot be read (%s: %s); routing from the table read "
                                    "%.0f s ago until it can", type(exc).__name__, exc, time.monotonic() - self._loaded_at)
         return self._cache
+
+    def _reloaded(self, reload: asyncio.Future) -> None:
+        self._reloading = None
+        if not reload.cancelled():
+            reload.exception()  # retrieved: each waiter handled it
 
     async def check(self) -> None:
         """Raises unless the store answers a read."""

@@ -1,5 +1,7 @@
 """The model routing table persists in the metadata store and is shared by every reader."""
 
+import asyncio
+
 import pytest
 
 from providers.api.errors import ConflictError, NotFoundError
@@ -55,3 +57,29 @@ async def test_deletion_is_seen_by_other_readers(make_store):
     await writer.unregister("m")
     with pytest.raises(NotFoundError):
         await reader.get("m")
+
+
+class CountingStore:
+    """The real store, counting the whole-table reads routing makes."""
+
+    def __init__(self, store):
+        self.store = store
+        self.table_reads = 0
+
+    async def items_with_prefix(self, prefix):
+        self.table_reads += 1
+        return await self.store.items_with_prefix(prefix)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+async def test_requests_that_find_the_table_expired_share_one_read(make_store):
+    store = CountingStore(make_store())
+    registry = ModelRegistry(store, ttl_s=0.05)
+    await registry.register(Model(identifier="m", provider_id="p", provider_resource_id="m"))
+    await registry.get("m")
+    await asyncio.sleep(0.1)
+    models = await asyncio.gather(*(registry.get("m") for _ in range(50)))
+    assert {m.identifier for m in models} == {"m"}
+    assert store.table_reads == 2
