@@ -21,18 +21,21 @@ class ProviderClient:
 
     def __init__(self, handle: Any):  # ray.serve.handle.DeploymentHandle
         self.handle = handle
+        # A handle makes a new handle for each method it is asked for: ask once.
+        self._calls = handle.call
+        self._streams = handle.options(stream=True).stream
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Reply[Any]:
         trace_context = carrier()
         if trace_context is not None:
             kwargs["trace_context"] = trace_context
-        return self.handle.call.remote(method, *args, **kwargs)
+        return self._calls.remote(method, *args, **kwargs)
 
     def _stream(self, method: str, *args: Any) -> AsyncIterator[str]:
         """The method's results as Server-Sent-Event text."""
         trace_context = carrier()
         traced = {} if trace_context is None else {"trace_context": trace_context}
-        return self.handle.options(stream=True).stream.remote(method, *args, **traced)
+        return self._streams.remote(method, *args, **traced)
 
     def health(self) -> Reply[dict[str, Any]]:
         return self._call("health")

@@ -6,8 +6,8 @@ short ids (`chatcmpl-1`) or sends none would otherwise lose records, or mix user
 from __future__ import annotations
 
 import json
+import random
 import re
-import uuid
 from typing import Any
 
 from providers.access.identity import Identity
@@ -24,7 +24,7 @@ class CompletionRecording:
         self.input_messages = [m.model_dump(exclude_none=True) for m in request.messages]
         self.model = request.model
         self.stream = StreamedCompletion()
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = f"chatcmpl-{_IDS.getrandbits(128):032x}"
         self._upstream_id: str | None = None  # the `"id": "..."` token of the stream's chunks
 
     async def save(self, completion: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +54,9 @@ class CompletionRecording:
             self.store.queue.put_soon(self.store.completion_row(completion, self.input_messages, self.owner))
 
 
+# Seeded from the OS once per process; unlike uuid4, an id costs no system call, which would release
+# the GIL in the event loop and wait for it back behind Ray's threads.
+_IDS = random.Random()
 _CHUNK_ID = re.compile(r'"id":\s*"[^"\\]*"')
 
 
