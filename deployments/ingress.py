@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from deployments.colocated import close_colocated, colocate
 from deployments.errors import install_error_handlers
 from deployments.guard import RequestGuard
 from deployments.metrics import RequestMetrics, sample_queue_depths
@@ -71,7 +72,8 @@ class Ingress:
         self.traced = config.server.tracing is not None
         self.exposure = config.server
         self.storage = Storage(config.storage)
-        self.services = await open_services(config, handles, self.storage, this_replica(), ingress=True)
+        self.handles = colocate(config, handles)
+        self.services = await open_services(config, self.handles, self.storage, this_replica(), ingress=True)
         loop = asyncio.get_running_loop()
         self._queue_depths = loop.create_task(sample_queue_depths(self.services.write_queues()))
         self._orphan_watch: asyncio.Task | None = None
@@ -90,6 +92,7 @@ class Ingress:
         if self._orphan_watch is not None:
             self._orphan_watch.cancel()
         await self.services.close()
+        await close_colocated(self.handles)
         store = self.services.inference_store
         if store is not None:
             logger.info("inference store closed: %d records written (%d of them from dead processes' outboxes), %d lost, "

@@ -89,8 +89,11 @@ class ProviderDeployment:
         if check_alive is not None:
             await check_alive()
 
-    async def __del__(self):
+    async def close(self) -> None:
         await self.provider.shutdown()
+
+    async def __del__(self):
+        await self.close()
         stop_tracing()
 
 

@@ -25,6 +25,8 @@ class ProviderSpec:
     # Hosted by the agents deployment (deployments/agents.py), which holds a
     # handle to every other provider, instead of the generic provider deployment.
     composes_graph: bool = False
+    # A thin client of a remote service, which may run inside the ingress replicas (`colocate: ingress`).
+    colocatable: bool = False
 
     def check_replicas(self, num_replicas: int | None, autoscaling: dict[str, Any] | None) -> None:
         """Raise ValueError when the options ask a single-replica provider for more."""
@@ -96,6 +98,7 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
             "max_ongoing_requests": 256,
             "ray_actor_options": {"num_cpus": 0},
         },
+        colocatable=True,
     ),
     ProviderSpec(
         provider_type="inline::localfs",
@@ -189,6 +192,7 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
             "max_ongoing_requests": 128,
             "ray_actor_options": {"num_cpus": 0},
         },
+        colocatable=True,
     ),
     ProviderSpec(
         provider_type="inline::parquet",

@@ -144,9 +144,13 @@ class DeploymentOptions(StrictModel):
     graceful_shutdown_timeout_s: float | None = None
     placement_group_bundles: list[dict[str, float]] | None = None
     placement_group_strategy: str | None = None
+    # Also run the provider inside each ingress replica, which then calls it with no hop; the agents
+    # deployment and Ray Data tasks still call its own deployment. Thin remote clients only.
+    colocate: Literal["ingress"] | None = None
 
     def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+        """The Ray Serve options among these."""
+        return self.model_dump(exclude_none=True, exclude={"colocate"})
 
 
 class ProviderEntry(StrictModel):
@@ -415,7 +419,7 @@ def _drop_disabled_providers(data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_provider_configs(config: RunConfig) -> None:
     """Each provider entry names a known type of its API and a config that type accepts."""
-    from providers.registry import UnknownProviderType, get_spec
+    from providers.registry import PROVIDER_SPECS, UnknownProviderType, get_spec
 
     for api, entries in config.providers.items():
         for i, entry in enumerate(entries):
@@ -430,6 +434,10 @@ def _check_provider_configs(config: RunConfig) -> None:
                 spec.check_replicas(entry.deployment.num_replicas, entry.deployment.autoscaling_config)
             except ValueError as exc:
                 raise ConfigError(f"{where}.deployment: {exc}") from None
+            if entry.deployment.colocate and not spec.colocatable:
+                raise ConfigError(f"{where}.deployment.colocate: {entry.provider_type} is not a thin remote client; "
+                                  "only " + ", ".join(s.provider_type for s in PROVIDER_SPECS if s.colocatable)
+                                  + " run in the ingress")
             try:
                 provider_config = spec.parse_config(entry.config)
             except ValidationError as exc:
