@@ -114,11 +114,12 @@ def ogx_run_config(mock_url: str, state: Path, port: int) -> dict[str, Any]:
     }
 
 
-def raystack_server() -> Server:
+def raystack_server(colocated: bool = False) -> Server:
+    """raystack's default graph (the remote in its own deployment), or with the remote in the ingress."""
     return Server(
-        name="raystack",
+        name="raystack colocated" if colocated else "raystack",
         command=lambda config: [str(Path(sys.executable).with_name("serve")), "run", "graphs.builder:build", f"config={config}"],
-        run_config=raystack_run_config,
+        run_config=lambda mock_url, state: raystack_run_config(mock_url, state, colocated),
         base_url=f"http://127.0.0.1:{RAYSTACK_PORT}/v1",
         model=MODEL,
         # A small object store: Ray sizes /dev/shm's share by it.
@@ -126,11 +127,14 @@ def raystack_server() -> Server:
     )
 
 
-def raystack_run_config(mock_url: str, state: Path) -> dict[str, Any]:
+def raystack_run_config(mock_url: str, state: Path, colocated: bool) -> dict[str, Any]:
+    remote = {"provider_id": "openai", "provider_type": "remote::openai",
+              "config": {"api_key": "sk-mock", "base_url": mock_url}}
+    if colocated:
+        remote["deployment"] = {"colocate": "ingress"}
     return {
         "apis": ["inference", "models"],
-        "providers": {"inference": [{"provider_id": "openai", "provider_type": "remote::openai",
-                                     "config": {"api_key": "sk-mock", "base_url": mock_url}}]},
+        "providers": {"inference": [remote]},
         "registered_resources": {"models": [{"model_id": MODEL, "provider_id": "openai"}]},
         "storage": {
             "backends": {"kv": {"type": "kv_sqlite", "db_path": str(state / "kv.db")},
@@ -213,7 +217,7 @@ rps, cpu_ms = COLUMNS["RPS"], COLUMNS["CPU ms/req"]
 def run_rounds(servers: list[Server], args: argparse.Namespace, mock_url: str) -> Results:
     results: Results = {mode: {s.name: [] for s in servers} for mode in MODES}
     cores = tuple(int(c) for c in args.client_cores.split(","))
-    print(f"{'round':20}{'RPS':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'errors':>8}")
+    print(f"{'round':30}{'RPS':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'errors':>8}")
     for round_no in range(1, args.rounds + 1):
         for server in servers:
             with running(server, mock_url, args.server_cores) as pid:
@@ -222,7 +226,7 @@ def run_rounds(servers: list[Server], args: argparse.Namespace, mock_url: str) -
                                     args.warmup, (pid,), cores=cores)
                     result = run_load_in_process(spec)
                     results[mode][server.name].append(result)
-                    print(f"{f'{round_no} {server.name} {mode}':20}{_cells(result)}", flush=True)
+                    print(f"{f'{round_no} {server.name} {mode}':30}{_cells(result)}", flush=True)
     return results
 
 
@@ -235,13 +239,13 @@ def _cells(result: LoadResult) -> str:
 def print_table(results: Results) -> None:
     names = list(next(iter(results.values())))
     print("\nmedians over the rounds")
-    print(f"{'server':12}" + "".join(f"{f'{mode} RPS':>14}{f'{mode} CPU ms':>15}" for mode in MODES))
+    print(f"{'server':26}" + "".join(f"{f'{mode} RPS':>14}{f'{mode} CPU ms':>15}" for mode in MODES))
     for name in names:
-        print(f"{name:12}" + "".join(f"{median_of(results[m][name], rps):>14.1f}{median_of(results[m][name], cpu_ms):>15.2f}"
+        print(f"{name:26}" + "".join(f"{median_of(results[m][name], rps):>14.1f}{median_of(results[m][name], cpu_ms):>15.2f}"
                                     for m in MODES))
-    if len(names) > 1:
-        base, ours = names[0], names[-1]
-        print(f"{f'{ours}/{base}':12}" + "".join(
+    base = names[0]
+    for ours in names[1:]:
+        print(f"{f'{ours} / {base}':26}" + "".join(
             f"{median_of(results[m][ours], rps) / median_of(results[m][base], rps):>13.2f}x"
             f"{median_of(results[m][ours], cpu_ms) / median_of(results[m][base], cpu_ms):>14.2f}x" for m in MODES))
 
@@ -279,6 +283,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=10, help="content chunks per streamed reply")
     parser.add_argument("--server-cores", default="0", help="the servers' cores, as taskset takes them")
     parser.add_argument("--client-cores", default="1", help="the mock's and the load client's cores")
+    parser.add_argument("--colocated", action="store_true",
+                        help="a third server: raystack with the remote inside the ingress (colocate: ingress)")
     parser.add_argument("--plot", metavar="PATH")
     return parser.parse_args(argv)
 
@@ -296,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
         os.sched_setaffinity(mock.server_pids[0], {int(c) for c in args.client_cores.split(",")})
         print(f"{args.concurrency} clients, {args.duration:g} s per run, {args.rounds} rounds; servers on cores "
               f"{args.server_cores}, mock and client on {args.client_cores}; mock at {mock.base_url}")
-        results = run_rounds([ogx_server(), raystack_server()], args, mock.base_url)
+        servers = [ogx_server(), raystack_server()] + ([raystack_server(colocated=True)] if args.colocated else [])
+        results = run_rounds(servers, args, mock.base_url)
     print_table(results)
     if args.plot:
         plot(results, args.plot, f"{args.concurrency} clients, each server alone on core {args.server_cores}, inference store on SQLite")
