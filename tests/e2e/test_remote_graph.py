@@ -29,6 +29,9 @@ CONFIG_MODELS = [
     {"model_id": "stuck", "provider_id": "doomed", "provider_model_id": "hang"},
     {"model_id": "gone", "provider_id": "down", "provider_model_id": "mock-model"},
     {"model_id": "mock-embed", "provider_id": "remote", "provider_model_id": "mock-model", "model_type": "embedding"},
+    {"model_id": "beside-mock", "provider_id": "beside", "provider_model_id": "mock-model"},
+    {"model_id": "beside-500", "provider_id": "beside", "provider_model_id": "fail-500"},
+    {"model_id": "beside-gone", "provider_id": "beside-down", "provider_model_id": "mock-model"},
 ]
 
 
@@ -41,6 +44,10 @@ def run_config(base_url: str, state_dir) -> dict:
             {"provider_id": "impatient", "provider_type": "remote::openai", "config": {"base_url": base_url, "timeout_s": 1}, "deployment": small},
             {"provider_id": "doomed", "provider_type": "remote::openai", "config": {"base_url": base_url}, "deployment": small},
             {"provider_id": "down", "provider_type": "remote::openai", "config": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}, "deployment": small},
+            {"provider_id": "beside", "provider_type": "remote::openai", "config": {"base_url": base_url},
+             "deployment": {**small, "colocate": "ingress"}},
+            {"provider_id": "beside-down", "provider_type": "remote::openai",
+             "config": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}, "deployment": {**small, "colocate": "ingress"}},
         ]},
         "registered_resources": {"models": CONFIG_MODELS},
         "storage": {
@@ -308,3 +315,22 @@ def test_a_request_id_follows_a_failed_request_through_the_ingress_and_provider_
     assert records["provider-remote"]["request_id"] == records["ingress"]["request_id"] == request_id
     assert records["provider-remote"]["levelname"] == "ERROR" and "chat_completion failed" in records["provider-remote"]["message"]
     assert "answered 502" in records["ingress"]["message"]
+
+
+def test_a_provider_colocated_in_the_ingress_answers_there_with_its_own_metrics(http, client, ray_cluster):
+    """`colocate: ingress`: the same answers, streams and errors, and its calls counted by the ingress's replicas."""
+    message = [{"role": "user", "content": "x"}]
+    before = total(scrape(ray_cluster), "ray_raystack_provider_requests_total", provider="beside", deployment="ingress")
+    reply = client.chat.completions.create(model="beside-mock", messages=message)
+    assert reply.choices[0].message.content == REPLY and reply.model == "beside-mock"
+    streamed = list(client.chat.completions.create(model="beside-mock", messages=message, stream=True,
+                                                   stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == REPLY
+    assert streamed[-1].usage.completion_tokens == reply.usage.completion_tokens
+    for model, status in (("beside-500", 502), ("beside-gone", 502)):
+        for stream in (False, True):
+            response = http.post("/v1/chat/completions", json={"model": model, "stream": stream, "messages": message})
+            assert response.status_code == status and response.json()["error"]["type"] == "provider_error"
+    assert http.get("/v1/providers/beside").json()["health"]["status"] == "OK"
+    wait_for(lambda: total(scrape(ray_cluster), "ray_raystack_provider_requests_total", provider="beside",
+                           deployment="ingress") - before >= 4, timeout_s=30)

@@ -270,6 +270,14 @@ def test_a_single_replica_provider_refuses_more_replicas():
         parse_run_config(files_config(num_replicas=2), "t")
 
 
+def test_only_thin_remote_clients_run_in_the_ingress():
+    with pytest.raises(ConfigError, match=r"providers.files.0.deployment.colocate: inline::localfs is not a thin remote "
+                                          r"client; only remote::openai, remote::tavily-search run in the ingress"):
+        parse_run_config(files_config(colocate="ingress"), "t")
+    with pytest.raises(ConfigError, match="colocate"):
+        parse_run_config(files_config(colocate="agents"), "t")
+
+
 def test_a_files_provider_needs_a_files_store():
     data = files_config()
     del data["storage"]["stores"]["files"]
