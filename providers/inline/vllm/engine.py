@@ -127,8 +127,11 @@ def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str)
     common = {"request_logger": None, "chat_template": template, "chat_template_content_format": "auto"}
     renderer = OnlineRenderer(engine.model_config, engine.renderer, **common, **tools)
     models = OpenAIServingModels(engine, [BaseModelPath(name=name, model_path=path)])
-    chat = OpenAIServingChat(engine, models, config.response_role, online_renderer=renderer, **common, **tools)
-    completion = OpenAIServingCompletion(engine, models, online_renderer=renderer, request_logger=None)
+    # Usage reports the prompt tokens found in vLLM's prefix cache, as OpenAI's `cached_tokens`.
+    chat = OpenAIServingChat(engine, models, config.response_role, online_renderer=renderer,
+                             enable_prompt_tokens_details=True, **common, **tools)
+    completion = OpenAIServingCompletion(engine, models, online_renderer=renderer, request_logger=None,
+                                         enable_prompt_tokens_details=True)
     return chat, completion, models
 
 
