@@ -64,6 +64,8 @@ _LLM_ENGINE_DEFAULTS: dict[str, Any] = {
     "health_check_period_s": 10,
     "health_check_timeout_s": 60,
     "ray_actor_options": {"num_cpus": 1},
+    # Prompts that begin alike go to the replica whose prefix cache holds the beginning.
+    "request_router_config": {"request_router_class": "deployments.prefix_router:PrefixAffinityRouter"},
 }
 
 PROVIDER_SPECS: tuple[ProviderSpec, ...] = (

@@ -144,6 +144,7 @@ class DeploymentOptions(StrictModel):
     graceful_shutdown_timeout_s: float | None = None
     placement_group_bundles: list[dict[str, float]] | None = None
     placement_group_strategy: str | None = None
+    request_router_config: dict[str, Any] | None = None
     # Also run the provider inside each ingress replica, which then calls it with no hop; the agents
     # deployment and Ray Data tasks still call its own deployment. Thin remote clients only.
     colocate: Literal["ingress"] | None = None
