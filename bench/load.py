@@ -40,6 +40,8 @@ class LoadSpec:
     api: Literal["chat", "responses"] = "chat"
     store: bool = False  # responses only: store each response
     cores: tuple[int, ...] = ()  # the client's CPU cores (all if empty)
+    max_tokens: int | None = None  # chat only: the answer's length, with ignore_eos exactly this
+    ignore_eos: bool = False  # vLLM's sampling parameter: generate max_tokens whatever the model says
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,10 @@ def _request_body(spec: LoadSpec) -> bytes:
     body: dict = {"model": spec.model, "messages": [{"role": "user", "content": "Say hello."}], "stream": spec.stream}
     if spec.stream:
         body["stream_options"] = {"include_usage": True}
+    if spec.max_tokens is not None:
+        body["max_tokens"] = spec.max_tokens
+    if spec.ignore_eos:
+        body["ignore_eos"] = True
     return json.dumps(body).encode()
 
 
