@@ -4,10 +4,10 @@ never means writing a deployment."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any, AsyncIterator, TypedDict
 
+import orjson
 from pydantic import BaseModel
 
 from deployments.clients import InferenceClient
@@ -129,7 +129,7 @@ def _carries_output(chunk: Any) -> bool:
 def _encode(chunk: Any) -> str:
     if isinstance(chunk, BaseModel):
         return chunk.model_dump_json(exclude_unset=True)
-    return json.dumps(chunk, separators=(",", ":"))
+    return orjson.dumps(chunk).decode()
 
 
 async def batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[list[Any]]:

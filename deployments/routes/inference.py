@@ -3,8 +3,9 @@
 import json
 from typing import Any, AsyncIterator
 
+import orjson
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from deployments.errors import api_error_response, as_api_error
 from deployments.routes.dependencies import ServicesDep, UserDep
@@ -63,7 +64,7 @@ async def _answer(result: Any, recording: CompletionRecording | None) -> Respons
     if recording is not None:
         result = await recording.save(result if isinstance(result, dict) else result.model_dump(exclude_unset=True))
     if isinstance(result, dict):
-        return JSONResponse(result)
+        return Response(orjson.dumps(result), media_type="application/json")
     return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
 
 

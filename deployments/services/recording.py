@@ -10,6 +10,8 @@ import random
 import re
 from typing import Any
 
+import orjson
+
 from providers.access.identity import Identity
 from providers.api.inference import ChatCompletionRequest
 from providers.storage.inference_store import InferenceStore
@@ -74,7 +76,7 @@ class StreamedCompletion:
         for line in sse_text.splitlines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            chunk = json.loads(line[6:])
+            chunk = orjson.loads(line[6:])
             if "error" in chunk:
                 continue
             if self.head is None:

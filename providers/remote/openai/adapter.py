@@ -8,6 +8,7 @@ import json
 from typing import Any, AsyncIterator
 
 import aiohttp
+import orjson
 
 from providers.api.errors import (
     APIError,
@@ -80,10 +81,16 @@ class OpenAICompatProvider:
 
     async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         try:
-            async with self._client().request(method, f"{self.base_url}/{path}", json=body, timeout=self._whole) as response:
+            async with self._client().request(method, f"{self.base_url}/{path}", data=_encoded(body), headers=_JSON,
+                                              timeout=self._whole) as response:
                 if response.status >= 400:
                     raise _remote_error(response.status, await response.read(), self.base_url)
-                return await response.json(content_type=None)
+                content = await response.read()
+            try:
+                return orjson.loads(content)
+            except ValueError:
+                raise ProviderError(f"{self.base_url} answered {response.status} with a body that is not JSON: "
+                                    f"{content[:200].decode(errors='replace')!r}") from None
         except asyncio.TimeoutError:
             raise ProviderTimeoutError(f"{self.base_url} did not answer within {self.config.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
@@ -91,7 +98,8 @@ class OpenAICompatProvider:
 
     async def _stream(self, path: str, body: dict, model: str) -> AsyncIterator[dict]:
         try:
-            async with self._client().post(f"{self.base_url}/{path}", json=body, timeout=self._streaming) as response:
+            async with self._client().post(f"{self.base_url}/{path}", data=_encoded(body), headers=_JSON,
+                                           timeout=self._streaming) as response:
                 if response.status >= 400:
                     raise _remote_error(response.status, await response.read(), self.base_url)
                 async for line in response.content:
@@ -100,7 +108,7 @@ class OpenAICompatProvider:
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
                         return
-                    chunk = json.loads(payload)
+                    chunk = orjson.loads(payload)
                     if "error" in chunk:
                         raise ProviderError(f"{self.base_url}: {_message(chunk)}")
                     chunk["model"] = model
@@ -109,6 +117,13 @@ class OpenAICompatProvider:
             raise ProviderTimeoutError(f"{self.base_url} went silent for {self.config.timeout_s:g} s mid-stream") from None
         except aiohttp.ClientError as exc:
             raise ProviderError(f"{self.base_url} failed mid-stream: {exc!r}") from None
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _encoded(body: dict | None) -> bytes | None:
+    return None if body is None else orjson.dumps(body)
 
 
 def _message(data: Any) -> str:
