@@ -1,7 +1,7 @@
 """raystack's engine path against vLLM's own OpenAI server: the same SmolLM2 folder, engine
 arguments and chat template, one server up at a time on the same cores; completion tokens per second.
 
-    python -m bench.engine [--rounds 4] [--duration 20] [--concurrency 16] [--max-tokens 64]
+    python -m bench.engine [--rounds 2] [--duration 60] [--concurrency 16] [--max-tokens 64]
                            [--cores 0,1] [--plot PATH]
 
 vLLM's server starts as its users start it (`python -m vllm.entrypoints.openai.api_server`; the
@@ -121,8 +121,8 @@ def plot(results: Results, max_tokens: int, path: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per run (a 64-token answer takes ~12 s on 2 cores)")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds before each run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)

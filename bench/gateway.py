@@ -1,7 +1,7 @@
 """Gateway overhead: the mock OpenAI backend direct vs. through the raystack graph, interleaved.
 
     python -m bench.gateway [--concurrency 50] [--duration 20] [--rounds 3] [--stream]
-                            [--chunk-delay S] [--plot PATH] [--only direct|graph] [--serve-defaults]
+                            [--chunk-delay S] [--plot PATH] [--only direct|graph] [--colocated] [--serve-defaults]
 
 Starts the mock as a process, then (unless `--only direct`) Ray and the graph with a
 `remote::openai` provider pointing at the mock, and alternates load runs direct, graph,
@@ -65,12 +65,13 @@ def _terminate(process: subprocess.Popen) -> None:
 # ---------------------------------------------------------------- the graph
 
 
-def graph_run_config(mock_url: str, workdir: str) -> dict[str, Any]:
+def graph_run_config(mock_url: str, workdir: str, colocated: bool = False) -> dict[str, Any]:
+    remote = {"provider_id": "mock", "provider_type": "remote::openai", "config": {"base_url": mock_url}}
+    if colocated:
+        remote["deployment"] = {"colocate": "ingress"}
     return {
         "apis": ["inference", "models", "inspect", "providers"],
-        "providers": {"inference": [
-            {"provider_id": "mock", "provider_type": "remote::openai", "config": {"base_url": mock_url}},
-        ]},
+        "providers": {"inference": [remote]},
         "registered_resources": {"models": [{"model_id": MODEL, "provider_id": "mock"}]},
         "storage": {
             "backends": {"kv": {"type": "kv_sqlite", "db_path": f"{workdir}/kv.db"}},
@@ -245,6 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=8, help="content chunks per reply")
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="mock's seconds before each chunk")
     parser.add_argument("--only", choices=["direct", "graph"])
+    parser.add_argument("--colocated", action="store_true", help="the remote inside the ingress (colocate: ingress)")
     parser.add_argument("--serve-defaults", action="store_true",
                         help="leave out " + ", ".join(FAST_SERVE_ENV) + " (Serve's own defaults)")
     return parser.parse_args(argv)
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
         mock = start_mock_process(args.chunks, args.chunk_delay, stack)
         targets = [] if args.only == "graph" else [mock]
         if args.only != "direct":
-            targets.append(start_graph(mock.base_url, args.serve_defaults, stack))
+            targets.append(start_graph(mock.base_url, args.serve_defaults, stack,
+                                       lambda url, workdir: graph_run_config(url, workdir, args.colocated)))
         mode = "streaming" if args.stream else "non-streaming"
         print(f"{mode}, {args.concurrency} clients, {args.duration:g} s x {args.rounds} rounds, mock at {mock.base_url}")
         if args.only != "direct":
