@@ -86,8 +86,8 @@ class VectorIOClient(ProviderClient):
         return self._call("count", store_id)
 
     def search(self, store_id: str, *, embedding: list[float] | None, text: str | None, mode: SearchMode,
-               limit: int, filters: ComparisonFilter | CompoundFilter | None) -> Reply[list[SearchHit]]:
-        return self._call("search", store_id, embedding=embedding, text=text, mode=mode, limit=limit, filters=filters)
+               limit: int, filters: ComparisonFilter | CompoundFilter | None, ef: int | None = None) -> Reply[list[SearchHit]]:
+        return self._call("search", store_id, embedding=embedding, text=text, mode=mode, limit=limit, filters=filters, ef=ef)
 
 
 class SafetyClient(ProviderClient):

@@ -322,9 +322,11 @@ class VectorStoreService:
         embedding = None
         if request.search_mode != "keyword":
             embedding = (await self._embed(await self.models.get(store["embedding_model"]), [text]))[0]
-        hits = await self.vector_io.search(store_id, embedding=embedding, text=text,
-                                       mode=request.search_mode, limit=request.max_num_results, filters=request.filters)
-        threshold = request.ranking_options.score_threshold if request.ranking_options else float("-inf")
+        ranking = request.ranking_options
+        hits = await self.vector_io.search(store_id, embedding=embedding, text=text, mode=request.search_mode,
+                                           limit=request.max_num_results, filters=request.filters,
+                                           ef=ranking.ef if ranking else None)
+        threshold = ranking.score_threshold if ranking else float("-inf")
         names = {}
         for file_id in {h.file_id for h in hits}:
             try:

@@ -11,6 +11,10 @@ SearchMode = Literal["vector", "keyword", "hybrid"]
 AttributeValue = Union[str, int, float, bool]
 
 
+# The widest search breadth (HNSW ef) a config or a search may ask for: one search stays bounded.
+MAX_SEARCH_EF = 4096
+
+
 class ComparisonFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +71,8 @@ class VectorIOProvider(Protocol):
     async def count(self, store_id: str) -> int: ...
 
     async def search(self, store_id: str, *, embedding: list[float] | None, text: str | None, mode: SearchMode,
-                     limit: int, filters: ComparisonFilter | CompoundFilter | None) -> list[SearchHit]: ...
+                     limit: int, filters: ComparisonFilter | CompoundFilter | None,
+                     ef: int | None = None) -> list[SearchHit]:
+        """`ef`: the dense index's search breadth for this search; None: the provider's configured one."""
 
     async def shutdown(self) -> None: ...

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from providers.api.base import WireModel
-from providers.api.vector_io import AttributeValue, Filter, SearchMode
+from providers.api.vector_io import MAX_SEARCH_EF, AttributeValue, Filter, SearchMode
 
 
 class StaticChunking(WireModel):
@@ -73,6 +73,9 @@ class CreateFileBatchRequest(WireModel):
 class RankingOptions(WireModel):
     ranker: str | None = None
     score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
+    ef: int | None = Field(default=None, ge=1, le=MAX_SEARCH_EF, description=(
+        "raystack: the HNSW search breadth of this search (at least max_num_results is used); wider finds more "
+        "of the true nearest neighbours and takes longer. Default: the vector_io provider's index.hnsw_ef"))
 
 
 class SearchRequest(WireModel):

@@ -251,6 +251,9 @@ def test_a_planted_fact_is_found_by_a_paraphrased_question(client, filename, con
     assert counts.completed == 1 and counts.failed == 0
     results = client.vector_stores.search(store.id, query="Where can I find the extra key for the tower?", max_num_results=3)
     assert "blue flowerpot" in results.data[0].content[0].text
+    narrow = client.vector_stores.search(store.id, query="Where can I find the extra key for the tower?", max_num_results=3,
+                                         ranking_options={"ef": 3})
+    assert [r.content for r in narrow.data] == [r.content for r in results.data]
     assert results.data[0].filename == filename and results.data[0].file_id == handbook.id
     stored = client.vector_stores.files.retrieve(handbook.id, vector_store_id=store.id)
     assert stored.status == "completed" and stored.usage_bytes > 0

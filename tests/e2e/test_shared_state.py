@@ -490,6 +490,8 @@ def test_an_ingestion_whose_replicas_die_is_finished_by_their_successors(users):
     ({"query": "x", "filters": {"type": "eq", "key": "k"}}, "filters"),
     ({"query": "x", "filters": {"type": "in", "key": "k", "value": []}}, "filters"),
     ({"query": "x", "search_mode": "psychic"}, "search_mode"),
+    ({"query": "x", "ranking_options": {"ef": 0}}, "ranking_options.ef"),
+    ({"query": "x", "ranking_options": {"ef": 100_000}}, "ranking_options.ef"),
 ])
 def test_bad_searches_are_400_naming_the_field(http, users, body, param):
     store = users["alice"].vector_stores.create(name="empty")

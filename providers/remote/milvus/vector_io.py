@@ -64,8 +64,8 @@ class MilvusVectorIO:
                   "IVF_FLAT": {"nlist": self.index.ivf_nlist}, "FLAT": {}}[self.index.index_type]
         return {"index_type": self.index.index_type, "metric_type": "COSINE", "params": params}
 
-    def _dense_search_params(self, limit: int) -> dict[str, Any]:
-        params = {"HNSW": {"ef": max(self.index.hnsw_ef, limit)}, "IVF_FLAT": {"nprobe": self.index.ivf_nprobe},
+    def _dense_search_params(self, limit: int, ef: int | None = None) -> dict[str, Any]:
+        params = {"HNSW": {"ef": max(ef or self.index.hnsw_ef, limit)}, "IVF_FLAT": {"nprobe": self.index.ivf_nprobe},
                   "FLAT": {}}[self.index.index_type]
         return {"metric_type": "COSINE", "params": params}
 
@@ -106,13 +106,13 @@ class MilvusVectorIO:
         return rows[0]["count(*)"]
 
     async def search(self, store_id: str, *, embedding: list[float] | None, text: str | None, mode: SearchMode,
-                     limit: int, filters: ComparisonFilter | CompoundFilter | None) -> list[SearchHit]:
+                     limit: int, filters: ComparisonFilter | CompoundFilter | None, ef: int | None = None) -> list[SearchHit]:
         name = await self._existing(store_id)
         expr = expression(filters) if filters is not None else ""
         if mode == "vector":
             hits = await asyncio.to_thread(
                 self.client.search, name, data=[embedding], anns_field="vector", limit=limit, filter=expr,
-                search_params=self._dense_search_params(limit), output_fields=_OUTPUT)
+                search_params=self._dense_search_params(limit, ef), output_fields=_OUTPUT)
             return [_hit(h, h["distance"]) for h in hits[0]]
         if mode == "keyword":
             hits = await asyncio.to_thread(
@@ -120,7 +120,7 @@ class MilvusVectorIO:
                 search_params={"metric_type": "BM25"}, output_fields=_OUTPUT)
             return [_hit(h, abs(h["distance"])) for h in hits[0]]  # milvus-lite returns BM25 scores negated
         requests = [
-            AnnSearchRequest(data=[embedding], anns_field="vector", param=self._dense_search_params(2 * limit), limit=2 * limit, expr=expr),
+            AnnSearchRequest(data=[embedding], anns_field="vector", param=self._dense_search_params(2 * limit, ef), limit=2 * limit, expr=expr),
             AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=2 * limit, expr=expr),
         ]
         hits = await asyncio.to_thread(self.client.hybrid_search, name, reqs=requests, ranker=RRFRanker(_RRF_K),
