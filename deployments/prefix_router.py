@@ -27,7 +27,8 @@ class PrefixAffinityRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRout
     every ingress replica sends a prefix to the same engine replica without sharing any state, and a
     replica that comes or goes moves only its own share of prefixes. The first-ranked replica serves
     unless its queue is longer than the shortest known one by more than `imbalance_threshold`
-    requests; then, as when it is full, the two least-loaded of the others are tried (power of two).
+    requests; then, as when it is full, two others drawn at random are probed and the less loaded
+    serves (power of two choices).
     Requests without a prompt go by power of two."""
 
     def initialize_state(self, prefix_chars: int = 2048, imbalance_threshold: int = 8):
