@@ -334,3 +334,10 @@ def test_a_provider_colocated_in_the_ingress_answers_there_with_its_own_metrics(
     assert http.get("/v1/providers/beside").json()["health"]["status"] == "OK"
     wait_for(lambda: total(scrape(ray_cluster), "ray_raystack_provider_requests_total", provider="beside",
                            deployment="ingress") - before >= 4, timeout_s=30)
+
+
+def test_a_seed_beyond_64_bits_reaches_the_remote(http):
+    for model in ("gpt-mock", "beside-mock"):
+        response = http.post("/v1/chat/completions", json={"model": model, "seed": 2**70, "messages": [{"role": "user", "content": "x"}]})
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"] == REPLY

@@ -123,7 +123,14 @@ _JSON = {"Content-Type": "application/json"}
 
 
 def _encoded(body: dict | None) -> bytes | None:
-    return None if body is None else orjson.dumps(body)
+    """The body as JSON: orjson, or the standard library for an integer beyond 64 bits, which a
+    request may carry (a `seed`) and orjson refuses."""
+    if body is None:
+        return None
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 def _message(data: Any) -> str:
