@@ -122,7 +122,8 @@ def plot(results: Results, max_tokens: int, path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per run (a 64-token answer takes ~12 s on 2 cores)")
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="measured seconds per run (a 64-token answer takes ~12 s on 2 cores)")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds before each run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)

@@ -44,9 +44,8 @@ class PrefixAffinityRouter(FIFOMixin, LocalityMixin, MultiplexMixin, RequestRout
             return [random.sample(candidate_replicas, min(2, len(candidate_replicas)))]
         ranked = sorted(candidate_replicas, key=lambda r: _weight(prefix, r.replica_id.unique_id), reverse=True)
         preferred, others = ranked[0], ranked[1:]
-        if self._overloaded(preferred, others):
-            return [random.sample(others, min(2, len(others)))]
-        return [[preferred], random.sample(others, min(2, len(others)))]
+        two_others = random.sample(others, min(2, len(others)))
+        return [two_others] if self._overloaded(preferred, others) else [[preferred], two_others]
 
     def _overloaded(self, preferred: RunningReplica, others: list[RunningReplica]) -> bool:
         """A replica never probed counts as idle: this router probes only its first choice."""
