@@ -12,17 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from providers.access.auth_config import AuthProvider
 from providers.access.exposure import Exposure
 from providers.access.policy import AccessRule
 from providers.observability import LoggingOptions, TracingOptions
+from providers.service_configs import BatchesConfig, EvalConfig, ResponsesConfig, StrictModel, VectorStoresConfig
 from providers.state_folders import import_path_overlap, state_folders
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ConfigError(ValueError):
@@ -218,45 +215,11 @@ class ServerConfig(Exposure):
     access_policy: list[AccessRule] = []
 
 
-class IngestionConfig(StrictModel):
-    """The Ray Data pipeline that ingests files into vector stores (deployments/services/ingestion_pipeline.py):
-    chunks per embedding call, tasks per stage, the CPUs each task reserves (they mostly wait on the
-    embedding deployment), and how often replicas look for files a stopped replica left in progress."""
-
-    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
-    concurrency: int = Field(default=2, ge=1)
-    num_cpus: float = Field(default=0.1, ge=0)
-    resume_check_period_s: float = Field(default=30.0, gt=0)
-
-
-class ResponsesConfig(StrictModel):
-    """Shields every response runs on its input and output, whatever shields the request adds; the MCP
-    servers callers may name besides the tool groups' (deployments/services/mcp_servers.py)."""
-
-    guardrails: list[str] = []
-    mcp_servers: list[Annotated[str, Field(pattern=r"^https?://")]] = []
-    any_mcp_server: bool = Field(default=False, description="callers may name other MCP servers on public addresses")
-
-
-class VectorStoresConfig(StrictModel):
-    ingestion: IngestionConfig = IngestionConfig()
-
-
-class EvalConfig(StrictModel):
-    """The Ray Data pipeline that generates an evaluation's answers (deployments/services/eval_generation.py): rows
-    per task (sent to the model at once), tasks at a time, and the CPUs each task reserves (it waits
-    on the inference deployment)."""
-
-    batch_size: int = Field(default=8, ge=1, le=1024)
-    concurrency: int = Field(default=2, ge=1)
-    num_cpus: float = Field(default=0.1, ge=0)
-
-
 class RunConfig(StrictModel):
     version: int = 1
     apis: list[Literal["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "safety",
                        "tool_runtime", "agents", "datasetio", "post_training", "eval", "scoring", "inspect",
-                       "providers"]]
+                       "providers", "batches"]]
     providers: dict[str, list[ProviderEntry]]
     registered_resources: RegisteredResources = RegisteredResources()
     storage: StorageConfig
@@ -264,6 +227,7 @@ class RunConfig(StrictModel):
     vector_stores: VectorStoresConfig = VectorStoresConfig()
     responses: ResponsesConfig = ResponsesConfig()
     eval: EvalConfig = EvalConfig()
+    batches: BatchesConfig = BatchesConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "RunConfig":
@@ -318,6 +282,9 @@ class RunConfig(StrictModel):
                 raise ValueError(f"providers.datasetio: {needs} read datasets; add a provider under providers.datasetio")
             if wanted and "jobs" not in self.storage.stores:
                 raise ValueError(f"storage.stores.jobs: {needs} are recorded in a 'jobs' store; declare one")
+        if "batches" in self.apis and not (self.providers.get("files") and "jobs" in self.storage.stores):
+            raise ValueError("apis: batches read their requests from uploaded files and are recorded in a 'jobs' "
+                             "store; declare a provider under providers.files and storage.stores.jobs")
         if len(self.providers.get("vector_io", [])) > 1:
             raise ValueError("providers.vector_io: one vector_io provider at most")
         if self.providers.get("vector_io"):

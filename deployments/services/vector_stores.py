@@ -33,7 +33,7 @@ from providers.api.vector_stores import (
     UpdateVectorStoreRequest,
     search_result,
 )
-from providers.run_config import IngestionConfig
+from providers.service_configs import IngestionConfig
 from providers.storage.owned_records import OwnedRecords
 
 logger = logging.getLogger("ray.serve")
