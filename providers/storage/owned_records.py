@@ -171,10 +171,21 @@ class OwnedRecords:
             rows = await conn.execute(select(self.table.c.id, self.table.c.record).where(self.table.c.id.in_(record_ids)))
         return {row_id: json.loads(record) for row_id, record in rows}
 
-    async def replace(self, record_id: str, record: dict[str, Any]) -> None:
-        """Store `record` as the row's record (no access check: for the service that owns the row)."""
+    async def replace(self, record_id: str, record: dict[str, Any], expected: dict[str, str] | None = None,
+                      **columns: str) -> bool:
+        """Store `record` as the row's record, and set filter columns, while the `expected` columns
+        still hold (no access check: for the service that owns the row); False if they did not."""
+        t = self.table
         async with self.engine.begin() as conn:
-            await conn.execute(update(self.table).where(self.table.c.id == record_id).values(record=json.dumps(record)))
+            result = await conn.execute(update(t).where(t.c.id == record_id, *[t.c[k] == v for k, v in (expected or {}).items()])
+                                        .values(record=json.dumps(record), **columns))
+        return result.rowcount == 1
+
+    async def ids_where(self, **filters: str) -> list[str]:
+        """The ids of rows matching `filters` (no access check)."""
+        t = self.table
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(select(t.c.id).where(*[t.c[k] == v for k, v in filters.items()]))).scalars())
 
     async def set_columns_if(self, record_id: str, expected: dict[str, str], **columns: str) -> bool:
         """Set filter columns of a row only while `expected` columns still hold (no access check);
