@@ -208,6 +208,9 @@ _PANELS: tuple[tuple[str, str, str], ...] = (
      'sum by (status) (rate(ray_raystack_ingestion_files_total[5m]))\n'
      'sum(rate(ray_raystack_ingestion_chunks_total[1m]))', "short"),
     ("Evaluation rows generated / s", 'sum by (benchmark_id) (rate(ray_raystack_eval_rows_generated_total[1m]))', "short"),
+    ("Batches: requests answered / s, batches ended by status",
+     'sum(rate(ray_raystack_batch_requests_total[1m]))\n'
+     'sum by (status) (increase(ray_raystack_batches_total[5m]))', "short"),
     ("Training loss by job", 'max by (job_uuid) (ray_raystack_training_loss)', "short"),
     ("Training steps by job", 'max by (job_uuid) (ray_raystack_training_step)', "short"),
     ("Training tokens / s by job", 'max by (job_uuid) (ray_raystack_training_tokens_per_second)', "short"),

@@ -6,11 +6,12 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from ray import exceptions as ray_exceptions
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException
 
-from providers.api.errors import APIError, ProviderError, ServiceUnavailableError
+from providers.api.errors import APIError, InvalidRequestError, ProviderError, ServiceUnavailableError
 from providers.storage.unreachable import unreachable
 
 logger = logging.getLogger("ray.serve")
@@ -72,6 +73,12 @@ def _validation_message(errors: list[dict]) -> tuple[str | None, str]:
     field = param.split(".")[0]
     same_field = [e["msg"] for e in errors if _validation_param(tuple(e.get("loc", ()))).split(".")[0] == field]
     return param, f"invalid value for '{param}': {'; '.join(list(dict.fromkeys(same_field))[:3])}"
+
+
+def validation_error(exc: ValidationError) -> InvalidRequestError:
+    """The 400 for a body that fails its pydantic type outside a route (a batch's request line)."""
+    param, message = _validation_message(exc.errors())
+    return InvalidRequestError(message, param=param)
 
 
 def install_error_handlers(app: FastAPI) -> None:

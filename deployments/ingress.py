@@ -14,6 +14,7 @@ from deployments.guard import RequestGuard
 from deployments.metrics import RequestMetrics, sample_queue_depths
 from deployments.replicas import this_replica
 from deployments.routes import (
+    batches,
     conversations,
     datasets,
     eval,
@@ -50,7 +51,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 def build_fastapi_app(services: Services, exposure: Exposure, *, traced: bool = False) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
     for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
-                   responses, datasets, post_training, eval, inspect):
+                   responses, batches, datasets, post_training, eval, inspect):
         app.include_router(module.router)
     for router in scoring.routers:
         app.include_router(router)
@@ -76,10 +77,12 @@ class Ingress:
         self.services = await open_services(config, self.handles, self.storage, this_replica(), ingress=True)
         loop = asyncio.get_running_loop()
         self._queue_depths = loop.create_task(sample_queue_depths(self.services.write_queues()))
-        self._orphan_watch: asyncio.Task | None = None
+        self._orphan_watches: list[asyncio.Task] = []
         if self.services.vector_stores is not None:
             period_s = config.vector_stores.ingestion.resume_check_period_s
-            self._orphan_watch = loop.create_task(self.services.vector_stores.watch_orphans(period_s))
+            self._orphan_watches.append(loop.create_task(self.services.vector_stores.watch_orphans(period_s)))
+        if self.services.batches is not None:
+            self._orphan_watches.append(loop.create_task(self.services.batches.watch_orphans()))
         await self.services.models.seed(config.registered_resources.models)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -89,8 +92,8 @@ class Ingress:
         """Serve calls this when the replica stops (drain, `serve shutdown`, SIGTERM to `serve run`):
         stored records still queued are written before the connections close."""
         self._queue_depths.cancel()
-        if self._orphan_watch is not None:
-            self._orphan_watch.cancel()
+        for watch in self._orphan_watches:
+            watch.cancel()
         await self.services.close()
         await close_colocated(self.handles)
         store = self.services.inference_store

@@ -45,6 +45,10 @@ class ServiceMetrics:
             "raystack_ingestion_chunks", "Chunks embedded and written to vector stores")
         self.eval_rows = metrics.Counter(
             "raystack_eval_rows_generated", "Rows an evaluation job generated answers for", tag_keys=("benchmark_id",))
+        self.batch_requests = metrics.Counter(
+            "raystack_batch_requests", "Requests of batches answered (or refused) and stored")
+        self.batches = metrics.Counter(
+            "raystack_batches", "Batches ended, by how they ended", tag_keys=("status",))
 
 
 class ProviderMetrics:
@@ -98,6 +102,7 @@ METRIC_NAMES = (
     "raystack_http_requests", "raystack_http_request_latency_ms", "raystack_store_queue_depth",
     "raystack_store_dead_letters",
     "raystack_ingestion_files", "raystack_ingestion_chunks", "raystack_eval_rows_generated",
+    "raystack_batch_requests", "raystack_batches",
     "raystack_provider_requests", "raystack_provider_errors", "raystack_provider_latency_ms",
     "raystack_time_to_first_token_ms", "raystack_tokens",
     # Set by each post-training job's actor (providers/inline/torchtune/provider.py).

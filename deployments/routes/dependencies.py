@@ -9,6 +9,7 @@ from pydantic import AfterValidator
 
 from deployments.clients import AgentsClient, ProviderDirectory
 from deployments.guard import MISSING_TOKEN
+from deployments.services.batches import BatchService
 from deployments.services.conversations import ConversationService
 from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
@@ -124,6 +125,11 @@ async def eval_of(services: ServicesDep) -> EvalService:
                                   "'jobs' store")
 
 
+async def batches_of(services: ServicesDep) -> BatchService:
+    return _served(services.batches, "no batches: the run config needs 'batches' under apis, a files provider and a "
+                                     "'jobs' store")
+
+
 async def inference_store_of(services: ServicesDep) -> InferenceStore:
     return _served(services.inference_store, "chat completions are not stored: the run config declares no "
                                              "'inference' store")
@@ -138,6 +144,7 @@ SafetyDep = Annotated[SafetyService, Depends(safety_of)]
 ToolsDep = Annotated[ToolService, Depends(tools_of)]
 ConversationsDep = Annotated[ConversationService, Depends(conversations_of)]
 ResponsesDep = Annotated[ResponseService, Depends(responses_of)]
+BatchesDep = Annotated[BatchService, Depends(batches_of)]
 AgentsDep = Annotated[AgentsClient, Depends(agents_of)]
 DatasetsDep = Annotated[DatasetService, Depends(datasets_of)]
 PostTrainingDep = Annotated[PostTrainingService, Depends(post_training_of)]

@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from providers.api.files import FilePurpose
+from providers.api.files import StoredPurpose
 from providers.api.models import ModelType
 
 Item = TypeVar("Item")
@@ -130,7 +130,29 @@ class FileObject(Reply):
     created_at: int
     expires_at: int | None = None
     filename: str
-    purpose: FilePurpose
+    purpose: StoredPurpose
+
+
+class BatchRequestCounts(Reply):
+    total: int
+    completed: int
+    failed: int
+
+
+class Batch(Reply):
+    id: str
+    object: Literal["batch"]
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: Literal["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling",
+                    "cancelled"]
+    created_at: int
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: dict[str, Any] | None = None
+    request_counts: BatchRequestCounts | None = None
+    metadata: dict[str, str] | None = None
 
 
 class FileCounts(Reply):

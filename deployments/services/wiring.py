@@ -15,6 +15,8 @@ from deployments.clients import (
     ToolRuntimeClient,
     VectorIOClient,
 )
+from deployments.services.batch_pipeline import BatchRun, run_batch
+from deployments.services.batches import BatchService
 from deployments.services.conversations import ConversationService
 from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
@@ -64,6 +66,7 @@ class Services:
     scoring: ScoringService | None = None
     eval: EvalService | None = None
     inference_store: InferenceStore | None = None
+    batches: BatchService | None = None
     authenticator: Authenticator | None = None
     agents: AgentsClient | None = None
 
@@ -83,6 +86,8 @@ class Services:
         """Finish what is in flight: ingestions, queued records, the authenticator's connections."""
         if self.vector_stores is not None:
             await self.vector_stores.close()
+        if self.batches is not None:
+            await self.batches.close()
         if self.inference_store is not None:
             await self.inference_store.close()
         if self.authenticator is not None:
@@ -95,6 +100,7 @@ class Execution:
 
     ingestion: Pipeline = run_pipeline
     generation: Generation = run_generation
+    batch: BatchRun = run_batch
 
 
 class _Opener:
@@ -222,6 +228,16 @@ class _Opener:
         return EvalService(self.models, benchmarks, jobs, datasets, scoring, resources, self.replica,
                            self.execution.generation)
 
+    async def batches(self, files: FileService | None) -> BatchService | None:
+        if "batches" not in self.config.apis or files is None:
+            return None
+        batches = await self.records("jobs", "_batches", resource_type="batch", noun="batch", id_param="batch_id",
+                                     filter_columns=("status", "runner"))
+        results = await self.records("jobs", "_batch_results", resource_type="batch_result", noun="batch result",
+                                     id_param="batch_id", filter_columns=("batch_id", "outcome"))
+        return BatchService(batches, results, files, self.models, self.agents(), self.config.batches, self.replica,
+                            self.execution.batch)
+
     async def inference_store(self) -> InferenceStore | None:
         if "inference" not in self.config.storage.stores:
             return None
@@ -259,4 +275,5 @@ async def open_services(config: RunConfig, handles: dict[str, Any], storage: Sto
     return Services(opener.providers, opener.models, **turn_services, datasets=datasets,
                     post_training=await opener.post_training(datasets), scoring=scoring,
                     eval=await opener.eval(datasets, scoring), inference_store=await opener.inference_store(),
+                    batches=await opener.batches(files),
                     authenticator=build_authenticator(config.server.auth), agents=opener.agents())

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal, Protocol, get_args
 
 FilePurpose = Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
-PURPOSES: tuple[str, ...] = get_args(FilePurpose)
+PURPOSES: tuple[str, ...] = get_args(FilePurpose)  # what a caller may upload
+StoredPurpose = Literal[FilePurpose, "batch_output"]  # batch_output: what a batch wrote
 
 
 def file_object(file_id: str, filename: str, purpose: str, size: int, created_at: int) -> dict:

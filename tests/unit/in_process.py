@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deployments.provider_host import ProviderDeployment
+from deployments.services.batch_pipeline import BatchResources, BatchTargets, answer_requests
 from deployments.services.eval_generation import Candidate, GenerationResources, generate
 from deployments.services.ingestion_pipeline import (
     EmbeddingTarget,
@@ -88,6 +89,16 @@ def serial_generation(dataset_dir: str, num_examples: int | None, candidate: Can
     rows = rows[:num_examples] if num_examples is not None else rows
     for start in range(0, len(rows), resources.batch_size):
         answers = generate(pa.Table.from_pylist(rows[start:start + resources.batch_size]), candidate)
+        on_progress([dict(zip(answers, values)) for values in zip(*answers.values())])
+        if stop.is_set():
+            return
+
+
+def serial_batch(rows: list[dict[str, Any]], targets: BatchTargets, resources: BatchResources, on_progress, stop) -> None:
+    """run_batch's stage in this thread: each block of requests is sent at once, then collected."""
+    for start in range(0, len(rows), resources.batch_size):
+        block = rows[start:start + resources.batch_size]
+        answers = answer_requests({name: [row[name] for row in block] for name in block[0]}, targets)
         on_progress([dict(zip(answers, values)) for values in zip(*answers.values())])
         if stop.is_set():
             return

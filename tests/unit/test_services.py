@@ -20,7 +20,7 @@ from providers.api.responses import CreateResponseRequest
 from providers.api.vector_stores import AttachFileRequest, CreateVectorStoreRequest, SearchRequest
 from providers.run_config import RunConfig
 from providers.storage import Storage
-from tests.unit.in_process import local_handles, serial_generation, serial_ingestion
+from tests.unit.in_process import local_handles, serial_batch, serial_generation, serial_ingestion
 
 pytestmark = [pytest.mark.timeout(300),
               # Serve awaits a deployment's async __del__; here the provider is shut down by hand.
@@ -57,7 +57,8 @@ def graph_config(state_dir, mock_url: str, *, responses: bool) -> dict:
         "datasetio": [{"provider_id": "parquet", "provider_type": "inline::parquet",
                        "config": {"storage_dir": str(state_dir / "datasets")}}],
     }
-    apis = ["inference", "models", "files", "vector_io", "safety", "datasetio", "eval", "scoring", "conversations"]
+    apis = ["inference", "models", "files", "vector_io", "safety", "datasetio", "eval", "scoring", "conversations",
+            "batches"]
     stores = {"metadata": {"backend": "kv", "namespace": "registry"}, "jobs": {"backend": "sql", "table_name": "jobs"},
               "files": {"backend": "sql", "table_name": "files"},
               "vector_stores": {"backend": "sql", "table_name": "vector_stores"},
@@ -83,14 +84,16 @@ def graph_config(state_dir, mock_url: str, *, responses: bool) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def graph(state_dir, mock_url: str, *, responses: bool = False, alive=lambda name: name != GONE):
-    """The services as the ingress (or, with `responses`, the agents deployment) opens them."""
+async def graph(state_dir, mock_url: str, *, responses: bool = False, alive=lambda name: name != GONE,
+                batch=serial_batch):
+    """The services as the ingress (or, with `responses`, the agents deployment) opens them; `batch`
+    answers batches' requests."""
     raw = graph_config(state_dir, mock_url, responses=responses)
     config = RunConfig.model_validate(raw)
     handles = local_handles(raw, asyncio.get_running_loop())
     storage = Storage(config.storage)
     services = await open_services(config, handles, storage, Replica("replica-under-test", alive),
-                                   ingress=not responses, execution=Execution(serial_ingestion, serial_generation))
+                                   ingress=not responses, execution=Execution(serial_ingestion, serial_generation, batch))
     await services.models.seed(config.registered_resources.models)
     try:
         yield services
