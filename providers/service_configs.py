@@ -50,11 +50,12 @@ class BatchesConfig(StrictModel):
     """The Ray Data pipeline that answers a batch's requests (deployments/services/batch_pipeline.py): requests
     per task (sent to the deployment at once), tasks at a time, the CPUs each task reserves (it waits on
     the deployment), the engine priority of its requests (higher runs later on engines that schedule
-    by priority, so interactive traffic goes first), and how often replicas look for batches a stopped
-    replica left unfinished."""
+    by priority, so interactive traffic goes first), how long one request may take, and how often
+    replicas look for batches a stopped replica left unfinished."""
 
     batch_size: int = Field(default=8, ge=1, le=1024)
     concurrency: int = Field(default=2, ge=1)
     num_cpus: float = Field(default=0.1, ge=0)
     priority: int = Field(default=10, ge=0)
+    request_timeout_s: float = Field(default=600.0, gt=0)
     resume_check_period_s: float = Field(default=30.0, gt=0)

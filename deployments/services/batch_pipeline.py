@@ -18,6 +18,7 @@ from deployments.services.batch_lines import REQUEST_TYPES
 from deployments.services.ingestion_pipeline import TASK_RUNTIME_ENV, reused
 from deployments.tracing import for_tasks, task_span
 from providers.access import Identity
+from providers.api.errors import ProviderTimeoutError
 
 _CALLS = {"/v1/chat/completions": "chat_completion", "/v1/completions": "completion", "/v1/embeddings": "embeddings"}
 
@@ -38,10 +39,13 @@ class BatchResources:
     batch_size: int
     concurrency: int
     num_cpus: float
+    request_timeout_s: float
 
 
-def answer_requests(batch: dict[str, Any], targets: BatchTargets, traced: dict[str, Any] | None = None) -> dict[str, list]:
-    """Send the block's requests at once, then collect each one's status code and body."""
+def answer_requests(batch: dict[str, Any], targets: BatchTargets, timeout_s: float,
+                    traced: dict[str, Any] | None = None) -> dict[str, list]:
+    """Send the block's requests at once, then collect each one's status code and body; one that
+    takes longer than `timeout_s` is that line's 504."""
     rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
     request_type = REQUEST_TYPES[targets.endpoint]
     with task_span("batch.answer_requests", traced, **{"raystack.requests": len(rows)}):
@@ -57,12 +61,13 @@ def answer_requests(batch: dict[str, Any], targets: BatchTargets, traced: dict[s
             try:
                 if isinstance(reply, Exception):
                     raise reply
-                result = reply.result()
+                result = reply.result(timeout_s=timeout_s)
                 body = result if isinstance(result, dict) else result.model_dump(mode="json", exclude_unset=True)
                 statuses.append(200)
                 bodies.append(json.dumps(body))
             except Exception as exc:  # one failed request is that line's error; the rest are answered
-                error = as_api_error(exc)
+                error = ProviderTimeoutError(f"no answer within {timeout_s:g} s") if isinstance(exc, TimeoutError) \
+                    else as_api_error(exc)
                 statuses.append(error.status_code)
                 bodies.append(json.dumps(error.body()))
     return {"line": [row["line"] for row in rows], "custom_id": [row["custom_id"] for row in rows],
@@ -89,7 +94,8 @@ def run_batch(rows: list[dict[str, Any]], targets: BatchTargets, resources: Batc
     blocks = max(1, min(len(rows) // resources.batch_size, 1000))
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     dataset.context.enable_progress_bars = False
-    answers = dataset.map_batches(answer_requests, fn_kwargs={"targets": targets, "traced": for_tasks()},
+    answers = dataset.map_batches(answer_requests, fn_kwargs={"targets": targets, "timeout_s": resources.request_timeout_s,
+                                                                     "traced": for_tasks()},
                                   batch_size=resources.batch_size, num_cpus=resources.num_cpus,
                                   runtime_env=TASK_RUNTIME_ENV,
                                   compute=ray.data.TaskPoolStrategy(size=resources.concurrency))

@@ -38,6 +38,7 @@ from providers.storage.owned_records import OwnedRecords
 logger = logging.getLogger("ray.serve")
 
 PROGRESS_PERIOD_S = 0.5
+CLOSE_WAIT_S = 5.0
 FILE_PART_BYTES = 1 << 20
 NOT_RUN = {"cancelled": ("batch_cancelled", "the batch was cancelled before this request ran"),
            "expired": ("batch_expired", "the completion window ended before this request ran")}
@@ -54,7 +55,8 @@ class BatchService:
         self.models = models
         self.agents = agents
         self.config = config
-        self.resources = BatchResources(config.batch_size, config.concurrency, config.num_cpus)
+        self.resources = BatchResources(config.batch_size, config.concurrency, config.num_cpus,
+                                        config.request_timeout_s)
         self.replica = replica
         self.run = run
         self._running: dict[str, tuple[asyncio.Task, threading.Event]] = {}
@@ -158,7 +160,7 @@ class BatchService:
         if record["status"] == "cancelling":
             return "cancelled"
         if rows and not stop.is_set():
-            return await self._answer(record, rows, targets, stop)
+            return await self._answer(batch_id, rows, targets, stop)
         return None if self._closing else "completed"
 
     async def _checked(self, lines: list[Line], owner: Identity | None,
@@ -181,6 +183,8 @@ class BatchService:
                 if model.model_type != MODEL_TYPES[endpoint]:
                     raise InvalidRequestError(f"model '{model_id}' is an {model.model_type} model; {endpoint} needs "
                                               f"an {MODEL_TYPES[endpoint]} model", param="model")
+                if getattr(request, "priority", 0) is None and self.models.providers.schedules_by_priority(model.provider_id):
+                    request.priority = self.config.priority
                 rows.append({"line": line.number, "custom_id": line.custom_id,
                              "body": request.model_dump_json(exclude_unset=True, by_alias=True)})
             except APIError as exc:
@@ -189,9 +193,8 @@ class BatchService:
                    for model_id, model in models.items() if not isinstance(model, APIError)}
         return rows, BatchTargets(endpoint, clients, self.agents, owner)
 
-    async def _answer(self, record: dict[str, Any], rows: list[dict[str, Any]], targets: BatchTargets,
+    async def _answer(self, batch_id: str, rows: list[dict[str, Any]], targets: BatchTargets,
                       stop: threading.Event) -> str | None:
-        batch_id = record["id"]
         loop = asyncio.get_running_loop()
         arrived: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
         pipeline = asyncio.ensure_future(asyncio.to_thread(
@@ -205,7 +208,7 @@ class BatchService:
                 except asyncio.TimeoutError:
                     results = []
                 await self._store_results(batch_id, results)
-                if not stop.is_set() and (ended := await self._progress(record)):
+                if not stop.is_set() and (ended := await self._progress(batch_id)):
                     outcome = ended
                     stop.set()
             await pipeline
@@ -213,12 +216,14 @@ class BatchService:
             stop.set()
         return None if self._closing else outcome
 
-    async def _progress(self, record: dict[str, Any]) -> str | None:
+    async def _progress(self, batch_id: str) -> str | None:
         """Store the request counts; 'cancelled' or 'expired' when the batch must stop."""
-        batch_id = record["id"]
-        record["request_counts"] = await self._counts(batch_id, record["request_counts"]["total"])
+        record = await self.batches.load(batch_id)
+        if record["status"] != "in_progress":
+            return "cancelled"
         if time.time() >= record["expires_at"]:
             return "expired"
+        record["request_counts"] = await self._counts(batch_id, record["request_counts"]["total"])
         if not await self.batches.replace(batch_id, record, {"status": "in_progress"}):
             return "cancelled"
         return None
@@ -341,13 +346,18 @@ class BatchService:
             await asyncio.sleep(self.config.resume_check_period_s)
 
     async def close(self) -> None:
-        """Stop the batches this replica runs once their answers in hand are stored, and hand them
-        over: the next replica to look takes them at once."""
+        """Stop the batches this replica runs, storing the answers that land within `CLOSE_WAIT_S`
+        (the deployments they wait on may be stopping too), and hand them over: the next replica
+        to look takes them at once and asks again what was in flight."""
         self._closing = True
         running = list(self._running.items())
-        for _, stop in (entry for _, entry in running):
+        for _, (_, stop) in running:
             stop.set()
-        await asyncio.gather(*(task for _, (task, _) in running), return_exceptions=True)
+        tasks = [task for _, (task, _) in running]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+            for task in late:
+                task.cancel()
         for batch_id, _ in running:
             await self.batches.set_columns_if(batch_id, {"runner": self.replica.id}, runner="")
 

@@ -84,10 +84,10 @@ class Services:
 
     async def close(self) -> None:
         """Finish what is in flight: ingestions, queued records, the authenticator's connections."""
-        if self.vector_stores is not None:
-            await self.vector_stores.close()
         if self.batches is not None:
             await self.batches.close()
+        if self.vector_stores is not None:
+            await self.vector_stores.close()
         if self.inference_store is not None:
             await self.inference_store.close()
         if self.authenticator is not None:

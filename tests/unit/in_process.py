@@ -98,7 +98,8 @@ def serial_batch(rows: list[dict[str, Any]], targets: BatchTargets, resources: B
     """run_batch's stage in this thread: each block of requests is sent at once, then collected."""
     for start in range(0, len(rows), resources.batch_size):
         block = rows[start:start + resources.batch_size]
-        answers = answer_requests({name: [row[name] for row in block] for name in block[0]}, targets)
+        answers = answer_requests({name: [row[name] for row in block] for name in block[0]}, targets,
+                                  resources.request_timeout_s)
         on_progress([dict(zip(answers, values)) for values in zip(*answers.values())])
         if stop.is_set():
             return

@@ -189,3 +189,16 @@ async def test_a_batch_left_by_a_stopped_replica_is_finished_by_the_next_without
         output = [line["custom_id"] for line in await file_lines(services, batch["output_file_id"])]
         assert sorted(output) == sorted(f"q{i}" for i in range(20))
     assert sorted(given_to_next) == sorted(set(output) - set(first.given[:8]))
+
+
+async def test_a_batch_past_its_window_expires_keeping_its_answers(tmp_path, mock_url):
+    run = FirstBlockThenWait()
+    async with graph(tmp_path, mock_url, batch=run) as services:
+        batch_id = await started_batch(services, run, 20)
+        record = await services.batches.batches.load(batch_id)
+        assert await services.batches.batches.replace(batch_id, {**record, "expires_at": 0}, {"status": "in_progress"})
+        batch = await ended(services, batch_id)
+        assert batch["status"] == "expired" and batch["expired_at"]
+        assert len(await file_lines(services, batch["output_file_id"])) == 8
+        not_run = await file_lines(services, batch["error_file_id"])
+        assert len(not_run) == 12 and {line["error"]["code"] for line in not_run} == {"batch_expired"}
