@@ -59,6 +59,12 @@ class ProviderDirectory:
             raise InvalidRequestError(f"provider '{provider_id}' is not a {api} provider", param="provider_id")
         return client
 
+    def schedules_by_priority(self, provider_id: str) -> bool:
+        """Whether the provider's engine runs requests by their `priority` (vLLM's `scheduling_policy: priority`)."""
+        entry = self.route(provider_id).entry
+        return (entry.provider_type == "inline::vllm"
+                and entry.config.get("engine_args", {}).get("scheduling_policy") == "priority")
+
     def inference(self, provider_id: str) -> InferenceClient:
         return self.client(provider_id, InferenceClient)
 

@@ -149,6 +149,9 @@ class SamplingFields(LenientWireModel):
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Probability | None = None
     user: str | None = None
+    # vLLM's extension: an engine that schedules by priority runs lower values first. Interactive
+    # requests run at 0 and batches above it; a caller may lower their own request, never raise it.
+    priority: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self):
