@@ -462,6 +462,61 @@ def readme_mcp_server():
 
 
 @pytest.mark.timeout(900)
+def batch_file(client, count: int, max_tokens: int, invalid: bool = False) -> str:
+    """A batch input file of `count` chat requests (and, if `invalid`, three that cannot run)."""
+    lines = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": CHAT, "max_tokens": max_tokens, "temperature": 0,
+                       "messages": [{"role": "user", "content": f"What is {i} plus {i}?"}]}} for i in range(count)]
+    if invalid:
+        lines += [{"custom_id": "no-messages", "method": "POST", "url": "/v1/chat/completions", "body": {"model": CHAT}},
+                  {"custom_id": "unknown-model", "method": "POST", "url": "/v1/chat/completions",
+                   "body": {"model": "nonesuch", "messages": [{"role": "user", "content": "hi"}]}},
+                  {"custom_id": "embedder", "method": "POST", "url": "/v1/chat/completions",
+                   "body": {"model": EMBED, "messages": [{"role": "user", "content": "hi"}]}}]
+    content = "\n".join(json.dumps(line) for line in lines).encode()
+    return client.files.create(file=("requests.jsonl", content), purpose="batch").id
+
+
+def jsonl_file(client, file_id: str) -> list[dict]:
+    return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
+
+
+def test_a_batch_of_chats_answers_each_line_once_and_lists_the_invalid_ones(client):
+    batch = client.batches.create(input_file_id=batch_file(client, 40, 8, invalid=True),
+                                  endpoint="/v1/chat/completions", completion_window="24h")
+    done = wait_for(lambda: (b := client.batches.retrieve(batch.id)).status in ("completed", "failed") and b,
+                    timeout_s=300)
+    assert done.status == "completed", done.errors
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (43, 40, 3)
+    output = jsonl_file(client, done.output_file_id)
+    assert sorted(line["custom_id"] for line in output) == sorted(f"q{i}" for i in range(40))
+    for line in output:
+        body = line["response"]["body"]
+        assert line["response"]["status_code"] == 200 and body["model"] == CHAT and body["choices"][0]["message"]["content"]
+        assert body["usage"]["completion_tokens"] <= 8
+    errors = {line["custom_id"]: line["response"] for line in jsonl_file(client, done.error_file_id)}
+    assert {custom_id: (r["status_code"], r["body"]["error"]["param"]) for custom_id, r in errors.items()} == {
+        "no-messages": (400, "messages"), "unknown-model": (404, "model"), "embedder": (400, "model")}
+    assert done.usage.output_tokens == sum(line["response"]["body"]["usage"]["completion_tokens"] for line in output)
+
+
+def test_a_batch_cancelled_midway_keeps_the_answers_it_has(client):
+    batch = client.batches.create(input_file_id=batch_file(client, 40, 48), endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+    wait_for(lambda: client.batches.retrieve(batch.id).request_counts.completed > 0, timeout_s=300)
+    assert client.batches.cancel(batch.id).status in ("cancelling", "cancelled")
+    done = wait_for(lambda: (b := client.batches.retrieve(batch.id)).status not in ("in_progress", "cancelling") and b,
+                    timeout_s=120)
+    assert done.status == "cancelled" and done.cancelled_at >= done.cancelling_at
+    answered = {line["custom_id"] for line in jsonl_file(client, done.output_file_id)}
+    assert 0 < len(answered) == done.request_counts.completed < 40
+    not_run = jsonl_file(client, done.error_file_id)
+    assert {line["custom_id"] for line in not_run} == {f"q{i}" for i in range(40)} - answered
+    assert {line["error"]["code"] for line in not_run} == {"batch_cancelled"}
+    with pytest.raises(openai.ConflictError):
+        client.batches.cancel(batch.id)
+
+
 def test_the_readme_python_blocks_run_as_one_session(starter, readme_mcp_server, tmp_path):
     script = tmp_path / "readme_session.py"
     script.write_text(session_script({"http://127.0.0.1:9000/mcp": readme_mcp_server}))

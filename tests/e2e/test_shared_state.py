@@ -65,6 +65,7 @@ def storage_config(backend: str, state_dir) -> dict:
         "prompts": {"backend": "sql", "table_name": f"prompts_{suffix}"},
         "conversations": {"backend": "sql", "table_name": f"conversations_{suffix}"},
         "responses": {"backend": "sql", "table_name": f"responses_{suffix}"},
+        "jobs": {"backend": "sql", "table_name": f"jobs_{suffix}"},
     }}
 
 
@@ -79,7 +80,7 @@ def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
     small = {"ray_actor_options": {"num_cpus": 0}}
     return {
         "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "agents", "safety",
-                 "tool_runtime", "inspect"],
+                 "tool_runtime", "batches", "inspect"],
         "providers": {
             "inference": [
                 {"provider_id": name, "provider_type": "remote::openai", "config": {"base_url": urls[name]}, "deployment": small,
@@ -111,6 +112,7 @@ def run_config(urls: dict[str, str], storage: dict, files_dir) -> dict:
             "tool_groups": [{"toolgroup_id": "mcp::forecast", "provider_id": "mcp", "mcp_endpoint": {"uri": urls["mcp"]}}]},
         "vector_stores": {"ingestion": {"embedding_batch_size": EMBEDDING_BATCH, "resume_check_period_s": 2}},
         "responses": {"mcp_servers": [urls["mcp_guarded"]]},
+        "batches": {"batch_size": 2, "concurrency": 1, "resume_check_period_s": 2},
         "storage": storage,
         "server": {
             "ingress": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0}},
@@ -753,6 +755,48 @@ def reads_by_replica(cluster) -> dict[str, float]:
         status="200", deployment="ingress")}
 
 
+def embedding_lines(count: int) -> bytes:
+    """`count` embedding requests to the slow mock (half a second each), and two that cannot run."""
+    lines = [{"custom_id": f"line-{i}", "method": "POST", "url": "/v1/embeddings",
+              "body": {"model": "slow-embedder", "input": f"sentence {i}"}} for i in range(count)]
+    lines += [{"custom_id": "no-input", "method": "POST", "url": "/v1/embeddings", "body": {"model": "slow-embedder"}},
+              {"custom_id": "chat-model", "method": "POST", "url": "/v1/embeddings",
+               "body": {"model": "shared", "input": "x"}}]
+    return "\n".join(json.dumps(line) for line in lines).encode()
+
+
+def slow_batch_midway(client: openai.OpenAI, count: int):
+    """A batch of embeddings, once some but not all of its requests are answered."""
+    file_id = upload(client, embedding_lines(count), name="requests.jsonl", purpose="batch").id
+    batch = client.batches.create(input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h",
+                                  metadata={"run": "restart"})
+    assert batch.status == "validating" and batch.metadata == {"run": "restart"}
+    midway = wait_for(lambda: (b := client.batches.retrieve(batch.id)).request_counts.completed >= 4 and b, timeout_s=60)
+    assert midway.status == "in_progress" and midway.request_counts.total == count + 2
+    assert midway.request_counts.completed < count, "the batch ended before the restart"
+    return midway
+
+
+def batch_goes_on_where_it_stopped(owner: openai.OpenAI, other: openai.OpenAI, batch, count: int) -> None:
+    """After a restart the batch finishes, each request answered once, and only its owner sees it."""
+    done = wait_for(lambda: (b := owner.batches.retrieve(batch.id)).status not in ("in_progress", "finalizing") and b,
+                    timeout_s=120)
+    assert done.status == "completed", done
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (count + 2, count, 2)
+    output = [json.loads(line) for line in owner.files.content(done.output_file_id).text.splitlines()]
+    assert Counter(line["custom_id"] for line in output) == Counter(f"line-{i}" for i in range(count))
+    assert all(len(line["response"]["body"]["data"][0]["embedding"]) == 8 for line in output)
+    errors = {json.loads(line)["custom_id"]: json.loads(line)["response"]["status_code"]
+              for line in owner.files.content(done.error_file_id).text.splitlines()}
+    assert errors == {"no-input": 400, "chat-model": 400}
+    assert [b.id for b in owner.batches.list()][:1] == [batch.id]
+    for read in (lambda: other.batches.retrieve(batch.id), lambda: other.files.content(done.output_file_id),
+                 lambda: other.batches.cancel(batch.id)):
+        with pytest.raises(openai.NotFoundError):
+            read()
+    assert batch.id not in [b.id for b in other.batches.list()]
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http,
                                                                                ray_cluster):
     kept_file = upload(users["bob"], b"kept across restarts").id
@@ -765,9 +809,11 @@ def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(se
                      json={"model_id": "kept", "provider_id": "remote", "provider_model_id": "mock-model"}).status_code == 200
     with ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda _: ask(users["bob"], model="kept").id, range(40)))
+    batch = slow_batch_midway(users["bob"], 16)
     serve.delete("shared-state")  # the ingress replicas write out their queues as they stop
     serve.run(build_app(graph), name="shared-state", route_prefix="/")
     bob = users["bob"]
+    batch_goes_on_where_it_stopped(bob, users["alice"], batch, 16)
     listed = set(listed_ids(bob, model="kept"))
     assert listed == set(ids), f"{len(set(ids) - listed)} of {len(ids)} completions lost"
     assert bob.models.retrieve("kept").id == "kept"
