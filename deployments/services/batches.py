@@ -14,6 +14,7 @@ answers they have, and list their unanswered lines in the error file."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -65,7 +66,9 @@ class BatchService:
     # ------------------------------------------------------------ API
 
     async def create(self, user: Identity | None, request: CreateBatchRequest) -> dict[str, Any]:
-        batch_id = f"batch_{uuid.uuid4().hex}"
+        """A new batch; with an `idempotency_key` the caller used before, that batch again (a 409 if
+        it was asked with other parameters)."""
+        batch_id = _batch_id(user, request.idempotency_key)
         if not self.batches.policy.allows(user, "create", "batch", batch_id, user):
             raise PermissionDeniedError("not allowed to create batches")
         try:
@@ -85,7 +88,13 @@ class BatchService:
                   "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
                   "request_counts": {"total": 0, "completed": 0, "failed": 0}, "usage": None,
                   "metadata": request.metadata, "owner": user.model_dump(mode="json") if user else None}
-        await self.batches.insert([self.batches.row(record, user, status="validating", runner=self.replica.id)])
+        if not await self.batches.insert_new(self.batches.row(record, user, status="validating", runner=self.replica.id)):
+            earlier = await self.batches.get(user, batch_id)
+            asked = ("input_file_id", "endpoint", "completion_window", "metadata")
+            if any(earlier[key] != record[key] for key in asked):
+                raise ConflictError("idempotency_key: used before for a batch with other parameters",
+                                    param="idempotency_key")
+            return batch_object(earlier)
         self._start(batch_id)
         return batch_object(record)
 
@@ -360,6 +369,14 @@ class BatchService:
                 task.cancel()
         for batch_id, _ in running:
             await self.batches.set_columns_if(batch_id, {"runner": self.replica.id}, runner="")
+
+
+def _batch_id(user: Identity | None, idempotency_key: str | None) -> str:
+    """A new id, or the one the caller's idempotency key always names (per caller)."""
+    if idempotency_key is None:
+        return f"batch_{uuid.uuid4().hex}"
+    named = json.dumps([user.principal if user else None, idempotency_key])
+    return f"batch_{hashlib.sha256(named.encode()).hexdigest()[:32]}"
 
 
 def _add_usage(usage: dict[str, Any], found: dict[str, Any] | None) -> None:

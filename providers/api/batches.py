@@ -23,6 +23,7 @@ class CreateBatchRequest(WireModel):
     completion_window: Literal["24h"]
     metadata: Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
                              Annotated[str, StringConstraints(max_length=512)]], Field(max_length=16)] | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None  # Llama Stack's
 
 
 def batch_object(record: dict[str, Any]) -> dict[str, Any]:

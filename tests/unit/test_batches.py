@@ -202,3 +202,16 @@ async def test_a_batch_past_its_window_expires_keeping_its_answers(tmp_path, moc
         assert len(await file_lines(services, batch["output_file_id"])) == 8
         not_run = await file_lines(services, batch["error_file_id"])
         assert len(not_run) == 12 and {line["error"]["code"] for line in not_run} == {"batch_expired"}
+
+
+async def test_an_idempotency_key_gives_the_same_batch_and_refuses_other_parameters(tmp_path, mock_url):
+    async with graph(tmp_path, mock_url) as services:
+        file_id = await upload(services, [request_line("a")])
+        request = CreateBatchRequest(input_file_id=file_id, endpoint=CHAT, completion_window="24h", idempotency_key="k1")
+        first = await services.batches.create(None, request)
+        assert (await services.batches.create(None, request))["id"] == first["id"]
+        with pytest.raises(ConflictError) as conflict:
+            await services.batches.create(None, request.model_copy(update={"metadata": {"other": "run"}}))
+        assert conflict.value.param == "idempotency_key"
+        assert len((await services.batches.list(None, None, 20))["data"]) == 1
+        await ended(services, first["id"])
