@@ -25,14 +25,14 @@ pytestmark = pytest.mark.timeout(600)
 APP = "fuzz"
 EXAMPLES_PER_OPERATION = 6
 REQUEST_TIMEOUT_S = 20
-OPERATIONS = 93
+OPERATIONS = 97
 
 
 def run_config(mock_url: str, mcp_url: str, state: Path) -> dict:
     none = {"ray_actor_options": {"num_cpus": 0}}
     return {
         "apis": ["inference", "models", "files", "vector_io", "prompts", "conversations", "responses", "agents", "safety",
-                 "tool_runtime", "datasetio", "eval", "scoring", "inspect", "providers"],
+                 "tool_runtime", "datasetio", "eval", "scoring", "batches", "inspect", "providers"],
         "providers": {
             "inference": [{"provider_id": "mock", "provider_type": "remote::openai", "config": {"base_url": mock_url},
                            "deployment": none}],
