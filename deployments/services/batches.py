@@ -204,19 +204,18 @@ class BatchService:
 
     async def _answer(self, batch_id: str, rows: list[dict[str, Any]], targets: BatchTargets,
                       stop: threading.Event) -> str | None:
+        """Run the pipeline; it goes on only once each output block is stored, so a crash loses
+        no more than the blocks in flight."""
         loop = asyncio.get_running_loop()
-        arrived: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
-        pipeline = asyncio.ensure_future(asyncio.to_thread(
-            self.run, rows, targets, self.resources, lambda out: loop.call_soon_threadsafe(arrived.put_nowait, out),
-            stop))
+
+        def store(results: list[dict[str, Any]]) -> None:  # in the pipeline's thread
+            asyncio.run_coroutine_threadsafe(self._store_results(batch_id, results), loop).result()
+
+        pipeline = asyncio.ensure_future(asyncio.to_thread(self.run, rows, targets, self.resources, store, stop))
         outcome = "completed"
         try:
-            while not (pipeline.done() and arrived.empty()):
-                try:
-                    results = await asyncio.wait_for(arrived.get(), timeout=PROGRESS_PERIOD_S)
-                except asyncio.TimeoutError:
-                    results = []
-                await self._store_results(batch_id, results)
+            while not pipeline.done():
+                await asyncio.wait({pipeline}, timeout=PROGRESS_PERIOD_S)
                 if not stop.is_set() and (ended := await self._progress(batch_id)):
                     outcome = ended
                     stop.set()

@@ -29,7 +29,7 @@ from providers.run_config import parse_run_config
 from tests.e2e.test_remote_graph import wait_for
 from tests.fake_llama_guard import start_fake_llama_guard
 from tests.mcp_server import start_mcp_server
-from tests.prometheus import samples
+from tests.prometheus import samples, total
 from tests.unit.test_kvstore import POSTGRES
 
 REPLY = "Stored answers are kept."
@@ -884,8 +884,15 @@ def test_a_blocked_database_delays_no_answer_and_shutdown_writes_what_waited(gra
 def test_sigkilled_ingress_replicas_lose_no_answered_completion(graph, users, ray_cluster):
     """Under load, with records queued behind a locked table, both ingress replicas are SIGKILLed
     (no drain): every completion a client got an answer for is stored by their successors, which
-    find the records in the dead replicas' outboxes."""
+    find the records in the dead replicas' outboxes; a batch running then is finished by them, each
+    line once."""
     alice = users["alice"]
+
+    def embeddings_asked() -> float:
+        return total(ray_cluster, "ray_raystack_provider_requests_total", provider="slow", method="embeddings")
+
+    asked_before = embeddings_asked()
+    batch = slow_batch_midway(users["carol"], 60)
     outcomes: list[tuple[float, str, str | None]] = []  # (when, outcome, completion id)
     stop = threading.Event()
 
@@ -923,6 +930,9 @@ def test_sigkilled_ingress_replicas_lose_no_answered_completion(graph, users, ra
     with suppress(TimeoutError):
         wait_for(lambda: not missing(), timeout_s=60)
     assert not missing(), f"{len(missing())} of {len(answered)} answered completions were lost"
+    batch_goes_on_where_it_stopped(users["carol"], users["bob"], batch, 60)
+    asked = wait_for(lambda: (n := embeddings_asked() - asked_before) >= 60 and n, timeout_s=30)
+    print(f"batch of 60 embedding lines: {asked - 60:.0f} asked again after the SIGKILL")
 
 
 def test_llama_guard_moderates_through_the_guard_model_of_the_graph(serve_session, users, guard):
