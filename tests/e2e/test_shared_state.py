@@ -797,6 +797,25 @@ def batch_goes_on_where_it_stopped(owner: openai.OpenAI, other: openai.OpenAI, b
     assert batch.id not in [b.id for b in other.batches.list()]
 
 
+def test_a_batch_of_responses_makes_responses_stored_as_its_owners(users):
+    lines = [{"custom_id": f"turn-{i}", "method": "POST", "url": "/v1/responses",
+              "body": {"model": "shared", "input": f"Question {i}?"}} for i in range(2)]
+    file_id = upload(users["alice"], "\n".join(json.dumps(line) for line in lines).encode(), name="turns.jsonl",
+                     purpose="batch").id
+    batch = users["alice"].batches.create(input_file_id=file_id, endpoint="/v1/responses", completion_window="24h")
+    done = wait_for(lambda: (b := users["alice"].batches.retrieve(batch.id)).status not in ("validating", "in_progress",
+                                                                                            "finalizing") and b,
+                    timeout_s=120)
+    assert done.status == "completed" and done.request_counts.completed == 2, done
+    output = [json.loads(line) for line in users["alice"].files.content(done.output_file_id).text.splitlines()]
+    responses = [line["response"]["body"] for line in output]
+    assert {r["object"] for r in responses} == {"response"} and all(r["status"] == "completed" for r in responses)
+    for response in responses:
+        assert users["alice"].responses.retrieve(response["id"]).output_text == REPLY
+        with pytest.raises(openai.NotFoundError):
+            users["bob"].responses.retrieve(response["id"])
+
+
 def test_completions_and_models_survive_a_restart_and_every_replica_sees_them(serve_session, graph, users, http,
                                                                                ray_cluster):
     kept_file = upload(users["bob"], b"kept across restarts").id
