@@ -10,12 +10,8 @@ from fastapi.responses import Response, StreamingResponse
 from deployments.errors import api_error_response, as_api_error
 from deployments.routes.dependencies import ServicesDep, UserDep
 from deployments.routes.replies import ChatCompletion, Embeddings, TextCompletion, replies
-from deployments.services.models import ModelService
 from deployments.services.recording import CompletionRecording
-from providers.access import Identity
-from providers.api.errors import InvalidRequestError
 from providers.api.inference import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from providers.api.models import Model
 
 router = APIRouter(prefix="/v1", tags=["Inference"])
 
@@ -26,7 +22,7 @@ async def chat_completions(request: ChatCompletionRequest, services: ServicesDep
     recording = None
     if services.inference_store is not None and request.store is not False:
         recording = CompletionRecording(services.inference_store, request, user)
-    model = await _model(services.models, user, request, "chat_completion", "llm")
+    model = await services.models.model_of_type(user, request.model, "llm", "chat_completion")
     client = services.models.client(model)
     if request.stream:
         return await _event_stream(client.stream_chat_completion(request, model.provider_resource_id), recording)
@@ -36,7 +32,7 @@ async def chat_completions(request: ChatCompletionRequest, services: ServicesDep
 @router.post("/completions", **replies(TextCompletion, streams=True))
 async def completions(request: CompletionRequest, services: ServicesDep,
                       user: UserDep):
-    model = await _model(services.models, user, request, "completion", "llm")
+    model = await services.models.model_of_type(user, request.model, "llm", "completion")
     client = services.models.client(model)
     if request.stream:
         return await _event_stream(client.stream_completion(request, model.provider_resource_id), None)
@@ -46,18 +42,8 @@ async def completions(request: CompletionRequest, services: ServicesDep,
 @router.post("/embeddings", **replies(Embeddings))
 async def embeddings(request: EmbeddingRequest, services: ServicesDep,
                      user: UserDep):
-    model = await _model(services.models, user, request, "embeddings", "embedding")
+    model = await services.models.model_of_type(user, request.model, "embedding", "embeddings")
     return await _answer(await services.models.client(model).embeddings(request, model.provider_resource_id), None)
-
-
-async def _model(models: ModelService, user: Identity | None, request, method: str, model_type: str) -> Model:
-    model = await models.model_for(user, request.model)
-    if model.model_type != model_type:
-        raise InvalidRequestError(
-            f"model '{model.identifier}' is an {model.model_type} model; {method} needs an {model_type} model",
-            param="model",
-        )
-    return model
 
 
 async def _answer(result: Any, recording: CompletionRecording | None) -> Response:

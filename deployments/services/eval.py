@@ -120,13 +120,8 @@ class EvalService:
 
     async def _prepared(self, user: Identity | None, function_ids: list[str],
                         config: BenchmarkConfig) -> tuple[Candidate, dict[str, ScoringParams]]:
-        try:
-            model = await self.models.model_for(user, config.eval_candidate.model)
-        except NotFoundError as exc:
-            raise NotFoundError(exc.message, param="benchmark_config.eval_candidate.model") from None
-        if model.model_type != "llm":
-            raise InvalidRequestError(f"benchmark_config.eval_candidate.model: '{model.identifier}' is not an llm",
-                                      param="benchmark_config.eval_candidate.model")
+        model = await self.models.model_of_type(user, config.eval_candidate.model, "llm", "an eval candidate",
+                                                "benchmark_config.eval_candidate.model")
         functions = await self.scoring.checked(user, {fn: config.scoring_params.get(fn) for fn in function_ids},
                                                "benchmark_config.scoring_params")
         system = config.eval_candidate.system_message

@@ -48,6 +48,19 @@ class ModelService:
             raise NotFoundError(f"Model '{model_id}' not found", param="model", code="model_not_found")
         return model
 
+    async def model_of_type(self, user: Identity | None, model_id: str, model_type: str, use: str,
+                            param: str = "model") -> Model:
+        """`model_for`, and a 400 naming `use` when the model is not a `model_type` model; both
+        errors name `param`."""
+        try:
+            model = await self.model_for(user, model_id)
+        except NotFoundError as exc:
+            raise NotFoundError(exc.message, param=param, code=exc.code) from None
+        if model.model_type != model_type:
+            raise InvalidRequestError(f"model '{model_id}' is an {model.model_type} model; {use} needs an {model_type} "
+                                      "model", param=param)
+        return model
+
     async def visible(self, user: Identity | None) -> list[Model]:
         return [m for m in await self.registry.list() if self.may(user, "read", m)]
 

@@ -75,9 +75,7 @@ class ResponseService:
         return self._stream(user, turn)
 
     async def _prepare(self, user: Identity | None, request: CreateResponseRequest) -> Turn:
-        model = await self.models.model_for(user, request.model)
-        if model.model_type != "llm":
-            raise InvalidRequestError(f"model '{request.model}' is an {model.model_type} model; responses need an llm", param="model")
+        model = await self.models.model_of_type(user, request.model, "llm", "responses")
         if not request.store and request.conversation:
             raise InvalidRequestError("a response in a conversation is stored in it; store must not be false", param="store")
         context = await self._context(user, request)

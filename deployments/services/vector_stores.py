@@ -87,10 +87,7 @@ class VectorStoreService:
 
     async def _embedding_model(self, user: Identity | None, model_id: str | None) -> Model:
         if model_id is not None:
-            model = await self.models.model_for(user, model_id)
-            if model.model_type != "embedding":
-                raise InvalidRequestError(f"model '{model_id}' is not an embedding model", param="embedding_model")
-            return model
+            return await self.models.model_of_type(user, model_id, "embedding", "a vector store", "embedding_model")
         candidates = [m for m in await self.models.visible(user) if m.model_type == "embedding"]
         if not candidates:
             raise InvalidRequestError("no embedding model is registered; register one or name it", param="embedding_model")
