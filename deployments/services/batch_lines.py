@@ -81,6 +81,50 @@ def parse_lines(data: bytes, endpoint: str) -> list[Line] | FileErrors:
     return FileErrors(errors, count) if count else lines
 
 
+@dataclass(frozen=True)
+class CheckedFile:
+    """A usable file: its request count, the models it names, and each line not yet answered with
+    its validated request or the 400 it gets."""
+
+    total: int
+    model_ids: list[str]
+    pending: list[tuple[Line, BaseModel | APIError]]
+
+
+def checked_file(data: bytes, endpoint: str, answered: set[int]) -> CheckedFile | FileErrors:
+    """Parse the file and validate the bodies of the lines not in `answered` (CPU work: a thread runs it)."""
+    lines = parse_lines(data, endpoint)
+    if isinstance(lines, FileErrors):
+        return lines
+    pending: list[tuple[Line, BaseModel | APIError]] = []
+    for line in lines:
+        if line.number not in answered:
+            try:
+                pending.append((line, validated_body(line, endpoint)))
+            except APIError as exc:
+                pending.append((line, exc))
+    model_ids = sorted({line.body["model"] for line in lines if isinstance(line.body.get("model"), str)})
+    return CheckedFile(len(lines), model_ids, pending)
+
+
+def request_rows(pending: list[tuple[Line, BaseModel | APIError]], models: dict[str, Any],
+                 prioritized: set[str], priority: int) -> list[dict[str, Any]]:
+    """A row per line: to answer ({line, custom_id, body}), or answered already with its error.
+    `models` maps each model id to its model or the error naming it; requests to a `prioritized`
+    model that set no priority get `priority`."""
+    rows: list[dict[str, Any]] = []
+    for line, request in pending:
+        problem = request if isinstance(request, APIError) else models[request.model]
+        if isinstance(problem, APIError):
+            rows.append(error_result(line, problem))
+            continue
+        if request.model in prioritized and getattr(request, "priority", 0) is None:
+            request.priority = priority
+        rows.append({"line": line.number, "custom_id": line.custom_id,
+                     "body": request.model_dump_json(exclude_unset=True, by_alias=True)})
+    return rows
+
+
 def _shape_problem(request: Any, endpoint: str, seen: set[str]) -> tuple[str, str, str | None] | None:
     if not isinstance(request, dict):
         return "invalid_request", "a line must be a JSON object with custom_id, method, url and body", None

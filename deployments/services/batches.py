@@ -14,17 +14,19 @@ answers they have, and list their unanswered lines in the error file."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator
 
 from deployments.clients import AgentsClient
 from deployments.metrics import service_metrics
-from deployments.services.batch_lines import MODEL_TYPES, FileErrors, Line, error_result, parse_lines, validated_body
+from deployments.services.batch_lines import MODEL_TYPES, FileErrors, Line, checked_file, parse_lines, request_rows
 from deployments.services.batch_pipeline import BatchResources, BatchRun, BatchTargets, run_batch
 from deployments.services.files import FileService
 from deployments.services.models import ModelService
@@ -41,6 +43,7 @@ logger = logging.getLogger("ray.serve")
 PROGRESS_PERIOD_S = 0.5
 CLOSE_WAIT_S = 5.0
 FILE_PART_BYTES = 1 << 20
+MAX_RUNNING_PIPELINES = 16
 NOT_RUN = {"cancelled": ("batch_cancelled", "the batch was cancelled before this request ran"),
            "expired": ("batch_expired", "the completion window ended before this request ran")}
 
@@ -61,6 +64,9 @@ class BatchService:
         self.replica = replica
         self.run = run
         self._running: dict[str, tuple[asyncio.Task, threading.Event]] = {}
+        # Pipelines block their thread for the whole batch: they get threads of their own, so
+        # the replica's other work in threads (files, datasets, vectors) never waits behind them.
+        self._pipelines = ThreadPoolExecutor(max_workers=MAX_RUNNING_PIPELINES, thread_name_prefix="batch")
         self._closing = False
 
     # ------------------------------------------------------------ API
@@ -149,58 +155,39 @@ class BatchService:
             data = await self.files.provider.get(record["input_file_id"])
         except NotFoundError:
             raise InvalidRequestError(f"the input file '{record['input_file_id']}' is gone") from None
-        lines = parse_lines(data, endpoint)
-        if isinstance(lines, FileErrors):
-            await self._end(batch_id, "failed", errors=lines.errors())
+        checked = await asyncio.to_thread(checked_file, data, endpoint, await self._answered(batch_id))
+        if isinstance(checked, FileErrors):
+            await self._end(batch_id, "failed", errors=checked.errors())
             return None
-        done = {int(row_id.rsplit(":", 1)[1]) for row_id in await self.results.ids_where(batch_id=batch_id)}
-        pending = [line for line in lines if line.number not in done]
-        rows, targets = await self._checked(pending, owner, endpoint)
+        models: dict[str, Any] = {}
+        for model_id in checked.model_ids:
+            try:
+                models[model_id] = await self.models.model_of_type(owner, model_id, MODEL_TYPES[endpoint], endpoint)
+            except APIError as exc:
+                models[model_id] = exc
+        prioritized = {model_id for model_id, model in models.items()
+                       if not isinstance(model, APIError) and self.models.providers.schedules_by_priority(model.provider_id)}
+        rows = await asyncio.to_thread(request_rows, checked.pending, models, prioritized, self.config.priority)
         await self._store_results(batch_id, [row for row in rows if "status_code" in row])
         rows = [row for row in rows if "status_code" not in row]
         if record["status"] == "validating":
-            models = sorted({line.body["model"] for line in lines if isinstance(line.body.get("model"), str)})
             started = {**record, "status": "in_progress", "in_progress_at": int(time.time()),
-                       "model": models[0] if len(models) == 1 else None,
-                       "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+                       "model": checked.model_ids[0] if len(checked.model_ids) == 1 else None,
+                       "request_counts": {"total": checked.total, "completed": 0, "failed": 0}}
             if not await self.batches.replace(batch_id, started, {"status": "validating"}, status="in_progress"):
                 return "cancelled"
             record = started
         if record["status"] == "cancelling":
             return "cancelled"
         if rows and not stop.is_set():
-            return await self._answer(batch_id, rows, targets, stop)
+            clients = {model_id: (self.models.client(model), model.provider_resource_id)
+                       for model_id, model in models.items() if not isinstance(model, APIError)}
+            return await self._answer(batch_id, rows, BatchTargets(endpoint, clients, self.agents, owner), stop)
         return None if self._closing else "completed"
 
-    async def _checked(self, lines: list[Line], owner: Identity | None,
-                       endpoint: str) -> tuple[list[dict[str, Any]], BatchTargets]:
-        """A row per line: to answer ({line, custom_id, body}), or answered already with its error."""
-        rows: list[dict[str, Any]] = []
-        models: dict[str, Any] = {}
-        for line in lines:
-            try:
-                request = validated_body(line, endpoint)
-                model_id = request.model
-                if model_id not in models:
-                    try:
-                        models[model_id] = await self.models.model_for(owner, model_id)
-                    except APIError as exc:
-                        models[model_id] = exc
-                model = models[model_id]
-                if isinstance(model, APIError):
-                    raise model
-                if model.model_type != MODEL_TYPES[endpoint]:
-                    raise InvalidRequestError(f"model '{model_id}' is an {model.model_type} model; {endpoint} needs "
-                                              f"an {MODEL_TYPES[endpoint]} model", param="model")
-                if getattr(request, "priority", 0) is None and self.models.providers.schedules_by_priority(model.provider_id):
-                    request.priority = self.config.priority
-                rows.append({"line": line.number, "custom_id": line.custom_id,
-                             "body": request.model_dump_json(exclude_unset=True, by_alias=True)})
-            except APIError as exc:
-                rows.append(error_result(line, exc))
-        clients = {model_id: (self.models.client(model), model.provider_resource_id)
-                   for model_id, model in models.items() if not isinstance(model, APIError)}
-        return rows, BatchTargets(endpoint, clients, self.agents, owner)
+    async def _answered(self, batch_id: str) -> set[int]:
+        """The line numbers with a result stored."""
+        return {int(row_id.rsplit(":", 1)[1]) for row_id in await self.results.ids_where(batch_id=batch_id)}
 
     async def _answer(self, batch_id: str, rows: list[dict[str, Any]], targets: BatchTargets,
                       stop: threading.Event) -> str | None:
@@ -211,7 +198,8 @@ class BatchService:
         def store(results: list[dict[str, Any]]) -> None:  # in the pipeline's thread
             asyncio.run_coroutine_threadsafe(self._store_results(batch_id, results), loop).result()
 
-        pipeline = asyncio.ensure_future(asyncio.to_thread(self.run, rows, targets, self.resources, store, stop))
+        traced = contextvars.copy_context()
+        pipeline = loop.run_in_executor(self._pipelines, traced.run, self.run, rows, targets, self.resources, store, stop)
         outcome = "completed"
         try:
             while not pipeline.done():
@@ -261,9 +249,10 @@ class BatchService:
             await self.batches.replace(batch_id, record, status="finalizing")
         unanswered: list[Line] = []
         if outcome in NOT_RUN:
-            lines = parse_lines(await self.files.provider.get(record["input_file_id"]), record["endpoint"])
-            done = {int(row_id.rsplit(":", 1)[1]) for row_id in await self.results.ids_where(batch_id=batch_id)}
-            unanswered = [line for line in lines if line.number not in done] if isinstance(lines, list) else []
+            data = await self.files.provider.get(record["input_file_id"])
+            lines = await asyncio.to_thread(parse_lines, data, record["endpoint"])
+            answered = await self._answered(batch_id)
+            unanswered = [line for line in lines if line.number not in answered] if isinstance(lines, list) else []
         usage = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
         output = await self._write_file(owner, f"{batch_id}_output.jsonl", self._lines(batch_id, "completed", usage))
@@ -368,6 +357,7 @@ class BatchService:
                 task.cancel()
         for batch_id, _ in running:
             await self.batches.set_columns_if(batch_id, {"runner": self.replica.id}, runner="")
+        self._pipelines.shutdown(wait=False, cancel_futures=True)
 
 
 def _batch_id(user: Identity | None, idempotency_key: str | None) -> str:
