@@ -37,7 +37,9 @@ class AgentsDeployment:
                                             max_steps=self.config.max_steps)
         self.responses = self.services.responses
         self.metrics = ProviderMetrics(provider_id)
-        self._queue_depths = asyncio.get_running_loop().create_task(sample_queue_depths(self.services.write_queues()))
+        loop = asyncio.get_running_loop()
+        self._queue_depths = loop.create_task(sample_queue_depths(self.services.write_queues()))
+        self._background_watch = loop.create_task(self.responses.background.watch())
 
     async def create(self, user: Identity | None, request: CreateResponseRequest,
                      trace_context: Carrier | None = None) -> dict[str, Any]:
@@ -69,6 +71,7 @@ class AgentsDeployment:
 
     async def __del__(self):
         self._queue_depths.cancel()
+        self._background_watch.cancel()
         await self.services.close()
         await self.storage.close()
         stop_tracing()

@@ -12,18 +12,17 @@ from providers.api.responses import CreateResponseRequest
 router = APIRouter(prefix="/v1/responses", tags=["Responses"])
 
 
-
-
-
-
-
 @router.post("", **replies(ResponseObject, streams=True))
 async def create_response(request: CreateResponseRequest, agents: AgentsDep, user: UserDep):
     """The turn runs in the agents deployment."""
     result = await agents.create(user, request)
     if isinstance(result, dict):
         return result
-    return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return _event_stream(result)
+
+
+def _event_stream(events) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("", **replies(Page[ResponseObject]))
@@ -32,10 +31,20 @@ async def list_responses(responses: ResponsesDep, user: UserDep, after: str | No
     return await responses.list(user, after=after, limit=limit, order=order, model=model)
 
 
-@router.get("/{response_id}", **replies(ResponseObject))
+@router.get("/{response_id}", **replies(ResponseObject, streams=True))
 async def get_response(response_id: str, responses: ResponsesDep, user: UserDep,
-                       include: Annotated[list[str] | None, Query()] = None):
+                       include: Annotated[list[str] | None, Query()] = None, stream: bool = False,
+                       starting_after: Annotated[int | None, Query(ge=0)] = None):
+    """The response; with `stream=true`, a background response's events again, after `starting_after`."""
+    if stream:
+        return _event_stream(await responses.events(user, response_id, starting_after))
     return await responses.get(user, response_id, include)
+
+
+@router.post("/{response_id}/cancel", **replies(ResponseObject))
+async def cancel_response(response_id: str, responses: ResponsesDep, user: UserDep):
+    """Cancel a background response that is queued or in progress."""
+    return await responses.cancel(user, response_id)
 
 
 @router.get("/{response_id}/input_items", **replies(Page[ConversationItem]))

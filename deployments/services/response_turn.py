@@ -79,7 +79,7 @@ class Turn:
             "max_output_tokens": request.max_output_tokens, **sampling_fields(request),
             "text": request.text.model_dump(exclude_none=True) if request.text else {"format": {"type": "text"}},
             "reasoning": request.reasoning.model_dump(exclude_none=True) if request.reasoning else None,
-            "user": request.user, "background": False, "service_tier": "default",
+            "user": request.user, "background": request.background is True, "service_tier": "default",
             "safety_identifier": request.safety_identifier, "prompt_cache_key": request.prompt_cache_key,
             "metadata": request.metadata or {}, "store": request.store, "usage": usage, "error": self.error,
             "incomplete_details": self.incomplete_details,

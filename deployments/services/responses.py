@@ -17,6 +17,7 @@ import asyncio
 import json
 from typing import Any, AsyncIterator, Literal
 
+from deployments.services.background_responses import BackgroundRuns
 from deployments.services.conversations import ConversationService
 from deployments.services.models import ModelService
 from deployments.services.prompts import PromptService
@@ -52,8 +53,10 @@ _FORCED_SEARCHES = ({"type": "function", "function": {"name": "file_search"}},
 class ResponseService:
     def __init__(self, records: OwnedRecords, models: ModelService, tools: ToolRunner, *,
                  prompts: PromptService | None, safety: SafetyService | None,
-                 conversations: ConversationService | None, guardrails: list[str], max_steps: int = MAX_STEPS):
-        """`guardrails`: the shields every response runs, whatever shields its request adds."""
+                 conversations: ConversationService | None, guardrails: list[str], max_steps: int = MAX_STEPS,
+                 background: BackgroundRuns | None = None):
+        """`guardrails`: the shields every response runs, whatever shields its request adds;
+        `background` keeps the runs of `background: true` responses."""
         self.records = records
         self.models = models
         self.tools = tools
@@ -62,6 +65,7 @@ class ResponseService:
         self.conversations = conversations
         self.guardrails = guardrails
         self.max_steps = max_steps
+        self.background = background
         # Stored before the answer returns, so previous_response_id finds it; concurrent turns share transactions.
         self.writes = GroupCommit(records.insert)
 
@@ -69,6 +73,8 @@ class ResponseService:
 
     async def create(self, user: Identity | None, request: CreateResponseRequest) -> dict[str, Any] | AsyncIterator[str]:
         turn = await self._prepare(user, request)
+        if request.background:
+            return await self._in_background(user, turn)
         if not request.stream:
             await self._run(user, turn, quiet)
             return shown(await self._finish(user, turn), request.include)
@@ -76,6 +82,10 @@ class ResponseService:
 
     async def _prepare(self, user: Identity | None, request: CreateResponseRequest) -> Turn:
         model = await self.models.model_of_type(user, request.model, "llm", "responses")
+        if request.background and self.background is None:
+            raise InvalidRequestError("background responses need the responses store", param="background")
+        if request.background and not request.store:
+            raise InvalidRequestError("a background response is stored; store must not be false", param="store")
         if not request.store and request.conversation:
             raise InvalidRequestError("a response in a conversation is stored in it; store must not be false", param="store")
         context = await self._context(user, request)
@@ -257,12 +267,7 @@ class ResponseService:
                 opening = turn.visible()
                 await emit({"type": "response.created", "response": opening})
                 await emit({"type": "response.in_progress", "response": opening})
-                try:
-                    await self._run(user, turn, emit)
-                except APIError as exc:
-                    turn.status, turn.error = "failed", {"code": exc.code or exc.error_type, "message": exc.message}
-                except Exception as exc:
-                    turn.status, turn.error = "failed", {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}
+                await self._run_reporting_failure(user, turn, emit)
                 response = shown(await self._finish(user, turn), turn.request.include)
                 kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
                 await emit({"type": kind, "response": response})
@@ -280,13 +285,48 @@ class ResponseService:
 
         return sse()
 
+    async def _in_background(self, user: Identity | None, turn: Turn) -> dict[str, Any] | AsyncIterator[str]:
+        """Store the response as queued and run the turn on this replica; the queued response, or
+        (streaming) its stored events as they come."""
+        turn.status = "queued"
+        await self.background.queue(user, self._record(turn), turn.request.model)
+        self.background.start(turn.response_id, lambda emit: self._background_turn(user, turn, emit))
+        if turn.request.stream:
+            return self.background.replay(turn.response_id, None)
+        return turn.visible()
+
+    async def _background_turn(self, user: Identity | None, turn: Turn, emit: Emit) -> None:
+        await emit({"type": "response.created", "response": turn.visible()})
+        if not await self.background.begin(turn.response_id):
+            return
+        turn.status = "in_progress"
+        await emit({"type": "response.in_progress", "response": turn.visible()})
+        await self._run_reporting_failure(user, turn, emit)
+        if await self.background.end(turn.response_id, turn.status):
+            response = shown(await self._finish(user, turn), turn.request.include)
+            kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
+            await emit({"type": kind, "response": response})
+
+    async def _run_reporting_failure(self, user: Identity | None, turn: Turn, emit: Emit) -> None:
+        """Run the turn; a failure ends it `failed` with the reason, for the stream to report."""
+        try:
+            await self._run(user, turn, emit)
+        except APIError as exc:
+            turn.status, turn.error = "failed", {"code": exc.code or exc.error_type, "message": exc.message}
+        except Exception as exc:
+            turn.status, turn.error = "failed", {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}
+
+    def _record(self, turn: Turn) -> dict[str, Any]:
+        return {"id": turn.response_id, "response": turn.response(), "input_items": turn.new_items,
+                "context": turn.context + turn.new_items}
+
     async def _finish(self, user: Identity | None, turn: Turn) -> dict[str, Any]:
         """Store the response and add the turn to its conversation; returns the whole response."""
         response = turn.response()
-        if turn.request.store:
-            record = {"id": turn.response_id, "response": response, "input_items": turn.new_items,
-                      "context": turn.context + turn.new_items}
-            await self.writes.insert([self.records.row(record, user, model=turn.request.model)])
+        if turn.request.background:
+            await self.records.replace(turn.response_id, self._record(turn))
+        elif turn.request.store:
+            await self.writes.insert([self.records.row(self._record(turn), user, model=turn.request.model)])
         if turn.conversation_id:
             await self.conversations.append(turn.conversation_id, turn.new_items + turn.output)
         return response
@@ -294,12 +334,31 @@ class ResponseService:
     # ------------------------------------------------------------ stored responses
 
     async def get(self, user: Identity | None, response_id: str, include: list[str] | None = None) -> dict[str, Any]:
-        return shown((await self.records.get(user, response_id))["response"], include)
+        response = (await self.records.get(user, response_id))["response"]
+        if self.background is not None:
+            response = await self.background.current(response)
+        return shown(response, include)
+
+    async def events(self, user: Identity | None, response_id: str, starting_after: int | None) -> AsyncIterator[str]:
+        """A background response's stream again, after the event `starting_after`."""
+        response = (await self.records.get(user, response_id))["response"]
+        if self.background is None:
+            raise InvalidRequestError("background responses need the responses store", param="stream")
+        self.background.check_replay(response, starting_after)
+        return self.background.replay(response_id, starting_after)
+
+    async def cancel(self, user: Identity | None, response_id: str) -> dict[str, Any]:
+        if self.background is None:
+            raise NotFoundError(f"Response '{response_id}' not found", param="response_id")
+        return shown(await self.background.cancel(user, response_id), None)
 
     async def list(self, user: Identity | None, *, after: str | None, limit: int, order: Literal["asc", "desc"],
                    model: str | None) -> dict[str, Any]:
         listed = await self.records.list(user, after=after, limit=limit, order=order, model=model)
-        return {**listed, "data": [shown(record["response"], None) for record in listed["data"]]}
+        responses = [record["response"] for record in listed["data"]]
+        if self.background is not None:
+            responses = await self.background.current_page(responses)
+        return {**listed, "data": [shown(response, None) for response in responses]}
 
     async def input_items(self, user: Identity | None, response_id: str, *, after: str | None, limit: int,
                           order: Literal["asc", "desc"]) -> dict[str, Any]:

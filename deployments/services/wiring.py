@@ -15,6 +15,7 @@ from deployments.clients import (
     ToolRuntimeClient,
     VectorIOClient,
 )
+from deployments.services.background_responses import BackgroundRuns
 from deployments.services.batch_pipeline import BatchRun, run_batch
 from deployments.services.batches import BatchService
 from deployments.services.conversations import ConversationService
@@ -86,6 +87,8 @@ class Services:
         """Finish what is in flight: ingestions, queued records, the authenticator's connections."""
         if self.batches is not None:
             await self.batches.close()
+        if self.responses is not None and self.responses.background is not None:
+            await self.responses.background.close()
         if self.vector_stores is not None:
             await self.vector_stores.close()
         if self.inference_store is not None:
@@ -189,9 +192,13 @@ class _Opener:
                                      filter_columns=("model",))
         groups = [group.mcp_endpoint.uri for group in self.config.registered_resources.tool_groups if group.mcp_endpoint]
         servers = MCPServerPolicy(groups + self.config.responses.mcp_servers, self.config.responses.any_mcp_server)
+        runs = await self.records("responses", "_runs", resource_type="response", noun="response",
+                                  id_param="response_id", filter_columns=("status", "runner"))
+        events = await self.records("responses", "_events", resource_type="response_event", noun="response event",
+                                    id_param="starting_after", filter_columns=("response_id",))
         return ResponseService(records, self.models, ToolRunner(vector_stores, tools, servers), prompts=prompts, safety=safety,
                                conversations=conversations, guardrails=self.config.responses.guardrails,
-                               max_steps=self.max_steps)
+                               max_steps=self.max_steps, background=BackgroundRuns(records, runs, events, self.replica))
 
     def datasets(self, files: FileService | None) -> DatasetService | None:
         entry = self._provider("datasetio")

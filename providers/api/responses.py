@@ -156,7 +156,8 @@ class CreateResponseRequest(PublicModel):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     reasoning: Reasoning | None = None
-    background: Literal[False] | None = Field(default=None, description="background responses are not served yet")
+    background: bool | None = Field(default=None, description="run the turn after the request returns: the response "
+                                    "comes back `queued`, and GET /v1/responses/{id} shows it as it runs")
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     safety_identifier: str | None = Field(default=None, max_length=64)
     prompt_cache_key: str | None = Field(default=None, max_length=1024)
