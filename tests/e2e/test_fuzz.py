@@ -21,11 +21,14 @@ from graphs.builder import build_app
 from providers.run_config import parse_run_config
 from tests.mcp_server import start_mcp_server
 
-pytestmark = pytest.mark.timeout(600)
+# The timeout counts the graph's start as well as the run (`ST_TIMEOUT_S`), which is cut short
+# first, so that a slow run fails with schemathesis's output so far.
+pytestmark = pytest.mark.timeout(900)
+ST_TIMEOUT_S = 660
 APP = "fuzz"
 EXAMPLES_PER_OPERATION = 6
 REQUEST_TIMEOUT_S = 20
-OPERATIONS = 97
+OPERATIONS = 98
 
 
 def run_config(mock_url: str, mcp_url: str, state: Path) -> dict:
@@ -110,11 +113,16 @@ def made_resources(base_url: str) -> dict[str, str]:
 def test_no_operation_answers_a_server_error_hangs_or_answers_off_its_schema(base_url, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text("[parameters]\n" + "".join(f'"path.{name}" = "{value}"\n' for name, value in made_resources(base_url).items()))
-    run = subprocess.run(
-        [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run", f"{base_url}/openapi.json",
-         "--checks", "not_a_server_error,response_schema_conformance", "--phases", "examples,coverage,fuzzing", "--max-examples", str(EXAMPLES_PER_OPERATION),
-         "--seed", "1", "--request-timeout", str(REQUEST_TIMEOUT_S), "--workers", "1", "--no-color"],
-        capture_output=True, text=True, timeout=540, cwd=tmp_path)
+    try:
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run", f"{base_url}/openapi.json",
+             "--checks", "not_a_server_error,response_schema_conformance", "--phases", "examples,coverage,fuzzing",
+             "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "1", "--request-timeout", str(REQUEST_TIMEOUT_S),
+             "--workers", "1", "--no-color"],
+            capture_output=True, text=True, timeout=ST_TIMEOUT_S, cwd=tmp_path)
+    except subprocess.TimeoutExpired as slow:
+        output = slow.stdout.decode(errors="replace") if isinstance(slow.stdout, bytes) else slow.stdout or ""
+        pytest.fail(f"schemathesis ran past {ST_TIMEOUT_S} s; its output so far:\n{output[-8000:]}")
     summary = run.stdout[run.stdout.find("SUMMARY"):]
     print(summary)
     assert run.returncode == 0, run.stdout[-8000:]
