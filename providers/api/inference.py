@@ -5,13 +5,15 @@ Responses use the `openai` package's own pydantic types, so the wire shape is Op
 
 from __future__ import annotations
 
-from typing import Annotated, Any, AsyncIterator, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal, Protocol, Union
 
-from openai.types import Completion, CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, Field, model_validator
 
 from providers.api.base import MAX_TOOLS, LenientWireModel
+
+if TYPE_CHECKING:  # the openai package takes a second to import: replicas that only pass results on skip it
+    from openai.types import Completion, CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
@@ -234,8 +236,8 @@ class ProviderModel(BaseModel):
     metadata: dict[str, Any] = {}
 
 
-ChatResult = Union[ChatCompletion, AsyncIterator[ChatCompletionChunk | dict]]
-CompletionResult = Union[Completion, AsyncIterator[Completion | dict]]
+ChatResult = Union["ChatCompletion", AsyncIterator["ChatCompletionChunk | dict"]]
+CompletionResult = Union["Completion", AsyncIterator["Completion | dict"]]
 
 
 class InferenceProvider(Protocol):
