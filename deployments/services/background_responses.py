@@ -91,13 +91,13 @@ class BackgroundRuns:
     async def current(self, response: dict[str, Any]) -> dict[str, Any]:
         """`response` with the status of its run while its record still says queued."""
         if response.get("background") and response["status"] == "queued":
-            return {**response, "status": await self.status(response["id"]) or "queued"}
+            return {**response, "status": _shown_status(await self.status(response["id"]))}
         return response
 
     async def current_page(self, responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
         waiting = [r["id"] for r in responses if r.get("background") and r["status"] == "queued"]
         runs = await self.runs.load_many(waiting)
-        return [{**r, "status": runs[r["id"]]["status"]} if r["id"] in runs else r for r in responses]
+        return [{**r, "status": _shown_status(runs[r["id"]]["status"])} if r["id"] in runs else r for r in responses]
 
     async def cancel(self, user: Identity | None, response_id: str) -> dict[str, Any]:
         """Mark the run cancelled and store the response as cancelled; cancelling a cancelled one
@@ -220,6 +220,12 @@ class _EventLog:
 
     async def flushed(self) -> None:
         await asyncio.gather(*self.pending)
+
+
+def _shown_status(run_status: str | None) -> str:
+    """A run that has ended but whose response is not stored yet reads as in progress: the stored
+    response, with its output or error, follows within moments."""
+    return run_status if run_status in UNFINISHED else "in_progress" if run_status else "queued"
 
 
 def _event_id(response_id: str, sequence: int) -> str:
