@@ -663,7 +663,7 @@ RESPONSE_FIELDS = {
 }
 
 
-def assert_complete_response(response: dict, completed: bool = True):
+def assert_complete_response(response: dict, completed: bool = True, background: bool = False):
     missing = sorted(set(RESPONSE_FIELDS) - set(response))
     assert not missing, f"missing {missing}"
     for name, kind in RESPONSE_FIELDS.items():
@@ -671,7 +671,7 @@ def assert_complete_response(response: dict, completed: bool = True):
             assert response[name] is None
         else:
             assert isinstance(response[name], kind), (name, response[name])
-    assert response["truncation"] in ("auto", "disabled") and not response["background"]
+    assert response["truncation"] in ("auto", "disabled") and response["background"] is background
 
 
 def test_every_response_object_has_the_fields_the_open_responses_spec_requires(serve_session):
@@ -693,8 +693,9 @@ def test_every_response_object_has_the_fields_the_open_responses_spec_requires(s
         for response in embedded[:2]:
             assert_complete_response(response, completed=False)
         assert_complete_response(embedded[-1])
-        refused = http.post("/responses", json={**body, "background": True})
-        assert refused.status_code == 400 and refused.json()["error"]["param"] == "background"
+        queued = http.post("/responses", json={**body, "background": True}).json()
+        assert queued["status"] == "queued"
+        assert_complete_response(queued, completed=False, background=True)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -1013,18 +1014,50 @@ def free_closed_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
 
 
+def test_background_responses_are_polled_streamed_again_and_cancelled_by_their_owner_only(users):
+    alice, bob = users["alice"], users["bob"]
+    queued = alice.responses.create(model="shared", input="Capital?", background=True)
+    assert queued.status == "queued" and queued.background is True
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.retrieve(queued.id)
+    done = wait_for(lambda: (found := alice.responses.retrieve(queued.id)).status == "completed" and found)
+    assert done.output_text == REPLY
+    with pytest.raises(openai.ConflictError):
+        alice.responses.cancel(queued.id)
+
+    live = list(alice.responses.create(model="slow", input="Count slowly.", stream=True, background=True))
+    assert live[-1].type == "response.completed" and [e.sequence_number for e in live] == list(range(len(live)))
+    again = list(alice.responses.retrieve(live[0].response.id, stream=True, starting_after=3))
+    assert [e.model_dump() for e in again] == [e.model_dump() for e in live[4:]]
+
+    slow = alice.responses.create(model="slow", input="Count slowly.", stream=True, background=True)
+    response_id = next(slow).response.id
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.cancel(response_id)
+    assert alice.responses.cancel(response_id).status == "cancelled"
+    assert [e.type for e in slow][-1] != "response.completed"
+    assert alice.responses.retrieve(response_id).status == "cancelled"
+
+
 def test_a_dead_agents_deployment_fails_its_turns_only_and_comes_back(users):
     """Turns run in the agents deployment: when its replicas die, the turn in flight ends with an
-    error event, everything else keeps serving, and Serve brings the agents back."""
+    error event, a background one is marked failed with the reason, everything else keeps serving,
+    and Serve brings the agents back."""
     alice = users["alice"]
     events = alice.responses.create(model="slow", input="Count slowly.", stream=True)  # six chunks, 0.3 s apart
     assert next(events).type == "response.created"
+    background = alice.responses.create(model="slow", input="Count slowly.", stream=True, background=True)
+    background_id = next(background).response.id
     doomed = replicas("provider-agents")
     for replica in doomed:
         ray.kill(replica, no_restart=True)
     rest = list(events)
     assert rest[-1].type == "error" and rest[-1].code == "service_unavailable", rest[-1]
     assert [e.sequence_number for e in rest] == list(range(1, len(rest) + 1))
+    failed = wait_for(lambda: (found := alice.responses.retrieve(background_id)).status == "failed" and found,
+                      timeout_s=90)
+    assert "stopped before it finished" in failed.error.message
+    background.close()
     assert ask(alice).choices[0].message.content == REPLY, "chat does not go through the agents deployment"
 
     def answered():
