@@ -300,11 +300,15 @@ def test_an_ingestion_is_traced_from_the_request_through_its_ray_data_tasks_to_t
                       headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
     assert reply.status_code == 200, reply.text
     wanted = {"ingress", "ray-data", "provider-localfs", "provider-mock", "provider-milvus"}
+    calls = {"localfs.get": "ingest.chunk_file", "mock.embeddings": "ingest.embed_and_insert",
+             "milvus.insert": "ingest.embed_and_insert"}
 
     def spans_of_the_trace():
+        """Each process sends its spans on its own schedule: wait for all of them."""
         found = [s for s in urls["spans"] if s.trace_id == trace_id]
-        ended = wanted <= {s.component for s in found} and "vector_stores.ingest" in {s.name for s in found}
-        return found if ended else None  # the pipeline's span ends, and is sent, last
+        names = {s.name for s in found}
+        ended = wanted <= {s.component for s in found} and {"vector_stores.ingest", *calls.values(), *calls} <= names
+        return found if ended else None
     spans = wait_for(spans_of_the_trace, timeout_s=60)
     by_id = {s.span_id: s for s in spans}
     (request,) = [s for s in spans if s.name == "POST /v1/vector_stores"]
@@ -313,7 +317,6 @@ def test_an_ingestion_is_traced_from_the_request_through_its_ray_data_tasks_to_t
     tasks = [s for s in spans if s.component == "ray-data"]
     assert {s.name for s in tasks} == {"ingest.chunk_file", "ingest.embed_and_insert"}
     assert all(pipeline.span_id in ancestors(task, by_id) for task in tasks)
-    for call_name, task_name in (("localfs.get", "ingest.chunk_file"), ("mock.embeddings", "ingest.embed_and_insert"),
-                                 ("milvus.insert", "ingest.embed_and_insert")):
+    for call_name, task_name in calls.items():
         call = next(s for s in spans if s.name == call_name)
         assert any(by_id[a].name == task_name for a in ancestors(call, by_id)), f"{call.name} is not under {task_name}"
