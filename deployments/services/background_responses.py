@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from deployments.services.replica import Replica
 from deployments.services.response_turn import Emit
 from providers.access import Identity
-from providers.api.errors import ConflictError, InvalidRequestError
+from providers.api.errors import ConflictError, InvalidRequestError, RateLimitError
 from providers.storage.group_commit import GroupCommit
 from providers.storage.owned_records import OwnedRecords
 
@@ -32,6 +32,7 @@ ORPHAN_CHECK_PERIOD_S = 10.0
 REPLAY_POLL_S = 0.2
 REPLAY_PAGE = 200
 CLOSE_WAIT_S = 5.0
+MAX_RUNNING = 64
 UNFINISHED = ("queued", "in_progress")
 TERMINAL_EVENTS = {"response.completed", "response.failed", "response.incomplete"}
 RUNNER_STOPPED = {"code": "server_error",
@@ -45,12 +46,17 @@ class BackgroundRuns:
         self.events = events
         self.replica = replica
         self.writes = GroupCommit(events.insert)
+        self.max_running = MAX_RUNNING
         self._tasks: dict[str, asyncio.Task] = {}
 
     # ------------------------------------------------------------ the runner's side
 
     async def queue(self, owner: Identity | None, record: dict[str, Any], model: str) -> None:
-        """Store the queued response's record and its run row, this replica its runner."""
+        """Store the queued response's record and its run row, this replica its runner; a 429 when
+        this replica runs `max_running` turns already (their requests returned: nothing else bounds them)."""
+        if len(self._tasks) >= self.max_running:
+            raise RateLimitError(f"this agents replica runs {self.max_running} background responses already; "
+                                 "retry when one has ended", param="background")
         response_id = record["id"]
         await self.responses.insert([self.responses.row(record, owner, model=model)])
         await self.runs.insert([self.runs.row({"id": response_id, "status": "queued"}, owner, status="queued",

@@ -10,7 +10,7 @@ import pytest
 from bench.mock_openai import MockConfig, start_mock_server
 from deployments.services.background_responses import RUNNER_STOPPED, BackgroundRuns
 from deployments.services.replica import Replica
-from providers.api.errors import ConflictError, InvalidRequestError
+from providers.api.errors import ConflictError, InvalidRequestError, RateLimitError
 from tests.unit.test_services import GONE, REPLY, graph, output_text, response, wait_for
 
 pytestmark = [pytest.mark.timeout(120),
@@ -96,6 +96,23 @@ async def test_a_background_stream_is_read_again_after_any_sequence_number(tmp_p
         with pytest.raises(InvalidRequestError) as unstored:
             await services.responses.create(None, response(input="Q?", background=True, store=False))
         assert unstored.value.param == "store"
+
+
+async def test_a_replica_refuses_background_turns_beyond_the_ones_it_runs(tmp_path, mock_url):
+    async with graph(tmp_path, mock_url, responses=True) as services:
+        services.responses.background.max_running = 1
+        first = await services.responses.create(None, response(input="Q?", background=True, stream=True))
+        with pytest.raises(RateLimitError) as refused:
+            await services.responses.create(None, response(input="Q?", background=True))
+        assert refused.value.status_code == 429 and refused.value.param == "background"
+        assert (await events_of(first))[-1]["type"] == "response.completed"
+
+        async def accepted():
+            try:
+                return await services.responses.create(None, response(input="Q?", background=True))
+            except RateLimitError:
+                return None
+        assert (await wait_for(accepted, timeout_s=10))["status"] == "queued"
 
 
 async def test_a_run_whose_replica_stopped_is_marked_failed_with_the_reason(tmp_path, mock_url):
