@@ -147,12 +147,10 @@ class BackgroundRuns:
             if not ended:
                 await asyncio.sleep(REPLAY_POLL_S)
 
-    def check_replay(self, response: dict[str, Any], starting_after: int | None) -> None:
+    def check_replay(self, response: dict[str, Any]) -> None:
         if not response.get("background"):
             raise InvalidRequestError(f"response '{response['id']}' was not created with background: true; only a "
                                       "background response's events are kept to stream again", param="stream")
-        if starting_after is not None and starting_after < 0:
-            raise InvalidRequestError("starting_after must be a sequence number, 0 or more", param="starting_after")
 
     # ------------------------------------------------------------ watching
 

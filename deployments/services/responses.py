@@ -53,8 +53,8 @@ _FORCED_SEARCHES = ({"type": "function", "function": {"name": "file_search"}},
 class ResponseService:
     def __init__(self, records: OwnedRecords, models: ModelService, tools: ToolRunner, *,
                  prompts: PromptService | None, safety: SafetyService | None,
-                 conversations: ConversationService | None, guardrails: list[str], max_steps: int = MAX_STEPS,
-                 background: BackgroundRuns | None = None):
+                 conversations: ConversationService | None, guardrails: list[str], background: BackgroundRuns,
+                 max_steps: int = MAX_STEPS):
         """`guardrails`: the shields every response runs, whatever shields its request adds;
         `background` keeps the runs of `background: true` responses."""
         self.records = records
@@ -82,8 +82,6 @@ class ResponseService:
 
     async def _prepare(self, user: Identity | None, request: CreateResponseRequest) -> Turn:
         model = await self.models.model_of_type(user, request.model, "llm", "responses")
-        if request.background and self.background is None:
-            raise InvalidRequestError("background responses need the responses store", param="background")
         if request.background and not request.store:
             raise InvalidRequestError("a background response is stored; store must not be false", param="store")
         if not request.store and request.conversation:
@@ -268,9 +266,7 @@ class ResponseService:
                 await emit({"type": "response.created", "response": opening})
                 await emit({"type": "response.in_progress", "response": opening})
                 await self._run_reporting_failure(user, turn, emit)
-                response = shown(await self._finish(user, turn), turn.request.include)
-                kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
-                await emit({"type": kind, "response": response})
+                await self._emit_end(user, turn, emit)
             finally:
                 await events.put(None)
 
@@ -303,9 +299,13 @@ class ResponseService:
         await emit({"type": "response.in_progress", "response": turn.visible()})
         await self._run_reporting_failure(user, turn, emit)
         if await self.background.end(turn.response_id, turn.status):
-            response = shown(await self._finish(user, turn), turn.request.include)
-            kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
-            await emit({"type": kind, "response": response})
+            await self._emit_end(user, turn, emit)
+
+    async def _emit_end(self, user: Identity | None, turn: Turn, emit: Emit) -> None:
+        """Store the ended turn and emit the event that closes its stream."""
+        response = shown(await self._finish(user, turn), turn.request.include)
+        kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(turn.status, "response.failed")
+        await emit({"type": kind, "response": response})
 
     async def _run_reporting_failure(self, user: Identity | None, turn: Turn, emit: Emit) -> None:
         """Run the turn; a failure ends it `failed` with the reason, for the stream to report."""
@@ -335,29 +335,21 @@ class ResponseService:
 
     async def get(self, user: Identity | None, response_id: str, include: list[str] | None = None) -> dict[str, Any]:
         response = (await self.records.get(user, response_id))["response"]
-        if self.background is not None:
-            response = await self.background.current(response)
-        return shown(response, include)
+        return shown(await self.background.current(response), include)
 
     async def events(self, user: Identity | None, response_id: str, starting_after: int | None) -> AsyncIterator[str]:
         """A background response's stream again, after the event `starting_after`."""
         response = (await self.records.get(user, response_id))["response"]
-        if self.background is None:
-            raise InvalidRequestError("background responses need the responses store", param="stream")
-        self.background.check_replay(response, starting_after)
+        self.background.check_replay(response)
         return self.background.replay(response_id, starting_after)
 
     async def cancel(self, user: Identity | None, response_id: str) -> dict[str, Any]:
-        if self.background is None:
-            raise NotFoundError(f"Response '{response_id}' not found", param="response_id")
         return shown(await self.background.cancel(user, response_id), None)
 
     async def list(self, user: Identity | None, *, after: str | None, limit: int, order: Literal["asc", "desc"],
                    model: str | None) -> dict[str, Any]:
         listed = await self.records.list(user, after=after, limit=limit, order=order, model=model)
-        responses = [record["response"] for record in listed["data"]]
-        if self.background is not None:
-            responses = await self.background.current_page(responses)
+        responses = await self.background.current_page([record["response"] for record in listed["data"]])
         return {**listed, "data": [shown(response, None) for response in responses]}
 
     async def input_items(self, user: Identity | None, response_id: str, *, after: str | None, limit: int,

@@ -87,7 +87,7 @@ class Services:
         """Finish what is in flight: ingestions, queued records, the authenticator's connections."""
         if self.batches is not None:
             await self.batches.close()
-        if self.responses is not None and self.responses.background is not None:
+        if self.responses is not None:
             await self.responses.background.close()
         if self.vector_stores is not None:
             await self.vector_stores.close()
@@ -198,7 +198,7 @@ class _Opener:
                                     id_param="starting_after", filter_columns=("response_id",))
         return ResponseService(records, self.models, ToolRunner(vector_stores, tools, servers), prompts=prompts, safety=safety,
                                conversations=conversations, guardrails=self.config.responses.guardrails,
-                               max_steps=self.max_steps, background=BackgroundRuns(records, runs, events, self.replica))
+                               background=BackgroundRuns(records, runs, events, self.replica), max_steps=self.max_steps)
 
     def datasets(self, files: FileService | None) -> DatasetService | None:
         entry = self._provider("datasetio")
