@@ -181,6 +181,15 @@ class OwnedRecords:
                                         .values(record=json.dumps(record), **columns))
         return result.rowcount == 1
 
+    async def replace_unchanged(self, record_id: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Store `new` as the row's record while it still holds `old` (as loaded from it; no access
+        check); False if another writer stored something else first."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(t).where(t.c.id == record_id, t.c.record == json.dumps(old))
+                                        .values(record=json.dumps(new)))
+        return result.rowcount == 1
+
     async def ids_where(self, **filters: str) -> list[str]:
         """The ids of rows matching `filters` (no access check)."""
         t = self.table

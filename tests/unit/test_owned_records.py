@@ -46,6 +46,16 @@ async def test_a_conditional_claim_lets_exactly_one_of_racing_claimants_take_a_r
     await storage.close()
 
 
+async def test_of_writers_racing_from_the_same_loaded_record_only_the_first_stores(records):
+    await records.insert([records.row({"id": "job", "status": "running", "progress": [0.5, 1e-9, "é"]}, None)])
+    loaded = await records.load("job")
+    statuses = ["completed", "running", "lost"]
+    won = await asyncio.gather(*(records.replace_unchanged("job", loaded, {**loaded, "status": status})
+                                 for status in statuses))
+    assert sum(won) == 1
+    assert (await records.load("job"))["status"] == statuses[won.index(True)]
+
+
 async def test_concurrent_inserts_share_transactions_and_each_is_stored_when_its_caller_returns(records):
     transactions = []
 
