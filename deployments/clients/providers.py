@@ -137,9 +137,9 @@ class DatasetIOClient(ProviderClient):
 class PostTrainingClient(ProviderClient):
     protocol = PostTrainingProvider
 
-    def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, shuffle: bool,
-              train_on_input: bool) -> Reply[dict[str, Any]]:
-        return self._call("start", job_uuid, spec, dataset_dir, shuffle, train_on_input)
+    def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, validation_dir: str | None,
+              shuffle: bool, train_on_input: bool) -> Reply[dict[str, Any]]:
+        return self._call("start", job_uuid, spec, dataset_dir, validation_dir, shuffle, train_on_input)
 
     def state(self, job_uuid: str) -> Reply[dict[str, Any] | None]:
         return self._call("state", job_uuid)
@@ -152,3 +152,6 @@ class PostTrainingClient(ProviderClient):
 
     def artifacts_dir(self) -> Reply[str]:
         return self._call("artifacts_dir")
+
+    def job_defaults(self) -> Reply[dict[str, Any]]:
+        return self._call("job_defaults")

@@ -86,8 +86,8 @@ class CancelTrainingJobRequest(WireModel):
 class PostTrainingProvider(Protocol):
     """Runs fine-tuning jobs; the job's record and owner live in the `jobs` store."""
 
-    async def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, shuffle: bool,
-                    train_on_input: bool) -> dict[str, Any]:
+    async def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, validation_dir: str | None,
+                    shuffle: bool, train_on_input: bool) -> dict[str, Any]:
         """Launch the job; returns the resources it asked for."""
         ...
 
@@ -102,5 +102,9 @@ class PostTrainingProvider(Protocol):
         ...
 
     async def artifacts_dir(self) -> str: ...
+
+    async def job_defaults(self) -> dict[str, Any]:
+        """What an OpenAI fine-tuning job runs with where its request leaves a choice to the server."""
+        ...
 
     async def shutdown(self) -> None: ...

@@ -33,15 +33,15 @@ class TorchtunePostTraining:
                 "resources_per_worker": self.config.resources_per_worker,
                 "accelerator_type": self.config.accelerator_type}
 
-    async def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, shuffle: bool,
-                    train_on_input: bool) -> dict[str, Any]:
+    async def start(self, job_uuid: str, spec: dict[str, Any], dataset_dir: str, validation_dir: str | None,
+                    shuffle: bool, train_on_input: bool) -> dict[str, Any]:
         """Launch the job; returns the resources it asked for."""
         cpus = self.config.resources_per_worker.get("CPU", 1.0)
         train = TrainSpec(**spec, output_dir=str(self.artifacts / job_uuid), threads_per_worker=max(1, int(cpus)),
-                          shuffle=shuffle)
+                          shuffle=shuffle, validation=validation_dir is not None)
         run = TrainingRun.options(name=_actor_name(job_uuid), namespace=NAMESPACE, lifetime="detached").remote(
-            job_uuid, train, dataset_dir, train_on_input, self.scaling(), self.config.progress_history,
-            self.config.data_cpus)
+            job_uuid, train, {"train": dataset_dir, "validation": validation_dir}, train_on_input, self.scaling(),
+            self.config.progress_history, self.config.data_cpus)
         run.run.remote()
         return self.scaling()
 
@@ -74,6 +74,9 @@ class TorchtunePostTraining:
     async def artifacts_dir(self) -> str:
         return str(self.artifacts)
 
+    async def job_defaults(self) -> dict[str, Any]:
+        return self.config.job_defaults.model_dump()
+
     async def shutdown(self) -> None:
         pass
 
@@ -103,35 +106,33 @@ class TrainingRun:
     """One job: `run` trains (in one of the actor's threads) while `report`, `checkpoint` and
     `snapshot` are served by the others."""
 
-    def __init__(self, job_uuid: str, spec: TrainSpec, dataset_dir: str, train_on_input: bool,
+    def __init__(self, job_uuid: str, spec: TrainSpec, dataset_dirs: dict[str, str | None], train_on_input: bool,
                  scaling: dict[str, Any], history: int, data_cpus: float):
+        """`dataset_dirs`: the "train" rows' folder, and the "validation" rows' folder or None."""
         self.job_uuid = job_uuid
         self.spec = spec
-        self.dataset_dir = dataset_dir
+        self.dataset_dirs = dataset_dirs
         self.train_on_input = train_on_input
         self.scaling = scaling
         self.history = history
         self.data_cpus = data_cpus
         self.workers_placement_group = None
         self.live = {"status": "scheduled", "progress": [], "checkpoints": [], "error": None,
-                     "started_at": None, "completed_at": None}
+                     "started_at": None, "completed_at": None, "trained_tokens": 0}
         self.gauges = _training_gauges(job_uuid)
 
     def run(self) -> None:
-        from ray.train import FailureConfig, RunConfig, ScalingConfig
+        from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         self.live.update(status="in_progress", started_at=time.time())
         try:
-            rows = read_dataset(self.dataset_dir, self.data_cpus)
-            tokens = rows.map_batches(Tokenize, fn_constructor_args=(self.spec.checkpoint_dir, self.spec.max_seq_len,
-                                                                     self.train_on_input),
-                                      batch_format="pyarrow", concurrency=1, num_cpus=self.data_cpus)
             trainer = TorchTrainer(
                 train_loop,
                 train_loop_config=self.spec.as_config(ray.get_runtime_context().current_actor),
                 scaling_config=ScalingConfig(**self.scaling),
-                datasets={"train": tokens},
+                datasets={name: self._tokens(folder) for name, folder in self.dataset_dirs.items() if folder},
+                dataset_config=DataConfig(datasets_to_split=["train"]),  # rank 0 reads all the validation rows
                 run_config=RunConfig(name=self.job_uuid, storage_path=str(Path(self.spec.output_dir) / "ray_train"),
                                      failure_config=FailureConfig(max_failures=0)),
             )
@@ -141,7 +142,13 @@ class TrainingRun:
             self.live.update(status="failed", error=_reason(exc))
         self.live["completed_at"] = time.time()
 
+    def _tokens(self, folder: str):
+        return read_dataset(folder, self.data_cpus).map_batches(
+            Tokenize, fn_constructor_args=(self.spec.checkpoint_dir, self.spec.max_seq_len, self.train_on_input),
+            batch_format="pyarrow", concurrency=1, num_cpus=self.data_cpus)
+
     def report(self, metrics: dict[str, Any]) -> None:
+        self.live["trained_tokens"] += metrics["tokens"]
         progress = self.live["progress"]
         progress.append({**metrics, "time": time.time()})
         del progress[:-self.history]

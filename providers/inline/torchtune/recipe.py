@@ -38,6 +38,7 @@ class TrainSpec:
     threads_per_worker: int
     shuffle: bool = False
     seed: int = 0
+    validation: bool = False  # a "validation" dataset is given: rank 0 reports its loss each epoch
 
     def as_config(self, sink: Any) -> dict[str, Any]:
         return {"spec": asdict(self), "sink": sink}
@@ -125,8 +126,11 @@ def train_loop(config: dict[str, Any]) -> None:
                 sink.report.remote({"step": step, "epoch": epoch, "loss": loss, "tokens": tokens,
                                     "tokens_per_second": tokens / seconds if seconds else 0.0})
         if rank == 0:
-            path = save(getattr(model, "module", model), saver, lora, epoch, spec.output_dir)
-            sink.checkpoint.remote({"epoch": epoch, "path": str(path),
+            module = getattr(model, "module", model)
+            valid_loss = _validation_loss(module, ray.train.get_dataset_shard("validation"), spec, device) \
+                if spec.validation else None
+            path = save(module, saver, lora, epoch, spec.output_dir)
+            sink.checkpoint.remote({"epoch": epoch, "step": step, "path": str(path), "valid_loss": valid_loss,
                                     "train_loss": sum(losses) / len(losses) if losses else None})
 
 
@@ -140,12 +144,39 @@ def _optimizer(spec: TrainSpec, params: list):
     return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
+def _token_loss(model, tokens, labels):
+    """Mean cross-entropy over the label tokens, and how many there were."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = model(tokens)
+    # position i predicts token i + 1: shift the labels, not the (much larger) logits
+    targets = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    return loss, int((targets != IGNORE_INDEX).sum())
+
+
+def _validation_loss(module, shard, spec: TrainSpec, device) -> float | None:
+    """The token-weighted loss over the whole validation set, on the bare module (not DDP's wrapper,
+    whose forward would wait for the other ranks)."""
+    import torch
+
+    total, count = 0.0, 0
+    module.eval()
+    with torch.no_grad():
+        for batch in shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow"):
+            loss, trained = _token_loss(module, *_collate(batch, device))
+            total += float(loss) * trained
+            count += trained
+    module.train()
+    return total / count if count else None
+
+
 def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device, epoch: int):
     """One epoch: yields (loss, trained tokens, seconds) per optimizer step, averaged and summed
     over the worker group. A shuffled epoch draws its order from the seed and the epoch."""
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
 
     accumulate = spec.gradient_accumulation_steps
     loss_sum = torch.zeros(2, dtype=torch.float64)  # token-weighted loss, tokens
@@ -153,14 +184,8 @@ def _steps(model, optimizer, scheduler, shard, spec: TrainSpec, device, epoch: i
     steps = 0
     shuffle = {"local_shuffle_buffer_size": SHUFFLE_BUFFER_ROWS, "local_shuffle_seed": spec.seed + epoch} if spec.shuffle else {}
     for i, batch in enumerate(shard.iter_batches(batch_size=spec.batch_size, batch_format="pyarrow", **shuffle)):
-        tokens, labels = _collate(batch, device)
-        logits = model(tokens)
-        # position i predicts token i + 1: shift the labels, not the (much larger) logits
-        targets = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX)
+        loss, trained = _token_loss(model, *_collate(batch, device))
         (loss / accumulate).backward()
-        trained = int((targets != IGNORE_INDEX).sum())
         loss_sum += torch.tensor([float(loss.detach()) * trained, trained], dtype=torch.float64)
         if (i + 1) % accumulate:
             continue
