@@ -19,6 +19,7 @@ from deployments.routes import (
     datasets,
     eval,
     files,
+    fine_tuning,
     inference,
     inspect,
     models,
@@ -51,7 +52,7 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 def build_fastapi_app(services: Services, exposure: Exposure, *, traced: bool = False) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
     for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
-                   responses, batches, datasets, post_training, eval, inspect):
+                   responses, batches, datasets, post_training, fine_tuning, eval, inspect):
         app.include_router(module.router)
     for router in scoring.routers:
         app.include_router(router)

@@ -14,6 +14,7 @@ from deployments.services.conversations import ConversationService
 from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
 from deployments.services.files import FileService
+from deployments.services.fine_tuning import FineTuningService
 from deployments.services.models import ModelService
 from deployments.services.post_training import PostTrainingService
 from deployments.services.prompts import PromptService
@@ -116,6 +117,11 @@ async def post_training_of(services: ServicesDep) -> PostTrainingService:
                                            "providers.post_training")
 
 
+async def fine_tuning_of(services: ServicesDep) -> FineTuningService:
+    return _served(services.fine_tuning, "no fine-tuning jobs: the run config needs a provider under "
+                                         "providers.post_training and one under providers.files")
+
+
 async def scoring_of(services: ServicesDep) -> ScoringService:
     return _served(services.scoring, "no scoring: the run config needs 'scoring' under apis")
 
@@ -148,6 +154,7 @@ BatchesDep = Annotated[BatchService, Depends(batches_of)]
 AgentsDep = Annotated[AgentsClient, Depends(agents_of)]
 DatasetsDep = Annotated[DatasetService, Depends(datasets_of)]
 PostTrainingDep = Annotated[PostTrainingService, Depends(post_training_of)]
+FineTuningDep = Annotated[FineTuningService, Depends(fine_tuning_of)]
 ScoringDep = Annotated[ScoringService, Depends(scoring_of)]
 EvalDep = Annotated[EvalService, Depends(eval_of)]
 StoreDep = Annotated[InferenceStore, Depends(inference_store_of)]

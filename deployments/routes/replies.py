@@ -350,6 +350,43 @@ class TrainingArtifacts(TrainingJob):
     checkpoints: list[dict[str, Any]]
 
 
+class FineTuningJob(Reply):
+    id: str
+    object: Literal["fine_tuning.job"]
+    model: str
+    created_at: int
+    status: Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+    fine_tuned_model: str | None
+    finished_at: int | None
+    error: dict[str, Any] | None
+    hyperparameters: dict[str, Any]
+    training_file: str | None
+    validation_file: str | None
+    seed: int | None
+    trained_tokens: int | None
+    metadata: dict[str, str] | None
+
+
+class FineTuningEvent(Reply):
+    id: str
+    object: Literal["fine_tuning.job.event"]
+    created_at: int
+    level: Literal["info", "warn", "error"]
+    message: str
+    type: Literal["message", "metrics"]
+    data: dict[str, Any]
+
+
+class FineTuningCheckpoint(Reply):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"]
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    step_number: int | None
+    metrics: dict[str, Any]
+
+
 class ShieldVerdict(Reply):
     violation: dict[str, Any] | None
 

@@ -21,7 +21,7 @@ from deployments.services.models import ModelService
 from providers.access import Identity
 from providers.api.errors import APIError, InvalidRequestError, PermissionDeniedError
 from providers.api.models import Model
-from providers.api.post_training import FINISHED, LoraFinetuningConfig, SupervisedFineTuneRequest
+from providers.api.post_training import FINISHED, LoraFinetuningConfig, SupervisedFineTuneRequest, TrainingConfig
 from providers.storage.owned_records import OwnedRecords
 
 logger = logging.getLogger("ray.serve")
@@ -43,6 +43,13 @@ class PostTrainingService:
         self._followed: set[asyncio.Task] = set()
 
     async def supervised_fine_tune(self, user: Identity | None, request: SupervisedFineTuneRequest) -> dict[str, Any]:
+        record = await self.start(user, request)
+        return {"job_uuid": record["job_uuid"]}
+
+    async def start(self, user: Identity | None, request: SupervisedFineTuneRequest, seed: int = 0,
+                    openai: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record and launch the job; its stored record. `openai` holds an OpenAI job's own fields
+        (training and validation files, suffix, metadata), kept in the record for its routes."""
         job_uuid = request.job_uuid or f"ft-{uuid.uuid4().hex[:20]}"
         if not self.records.policy.allows(user, "create", "post_training_job", job_uuid, user):
             raise PermissionDeniedError("not allowed to start post-training jobs", param="job_uuid")
@@ -55,27 +62,38 @@ class PostTrainingService:
             raise InvalidRequestError(f"algorithm_config.apply_lora_to_output: '{request.model}' ties its output "
                                       "projection to its embeddings, which LoRA cannot adapt",
                                       param="algorithm_config.apply_lora_to_output")
-        data = request.training_config.data_config
-        _, dataset_dir = await self.datasets.location(user, data.dataset_id, "training_config.data_config.dataset_id")
-        spec = _train_spec(request, checkpoint_dir)
+        training = request.training_config
+        data = training.data_config
+        dataset, dataset_dir = await self.datasets.location(user, data.dataset_id,
+                                                            "training_config.data_config.dataset_id")
+        validation_dir = None
+        if data.validation_dataset_id:
+            _, validation_dir = await self.datasets.location(user, data.validation_dataset_id,
+                                                             "training_config.data_config.validation_dataset_id")
+        spec = _train_spec(request, checkpoint_dir, seed)
         record = {"id": job_uuid, "job_uuid": job_uuid, "status": "scheduled", "scheduled_at": _now(),
                   "started_at": None, "completed_at": None, "model": request.model, "dataset_id": data.dataset_id,
-                  "algorithm": algorithm.type if algorithm else "full", "resources_allocated": None,
-                  "progress": [], "checkpoints": [], "error": None, "fine_tuned_model": None,
-                  "owner": user.model_dump(mode="json") if user else None}
+                  "validation_dataset_id": data.validation_dataset_id,
+                  "algorithm": algorithm.type if algorithm else "full", "resources_allocated": None, "seed": seed,
+                  "hyperparameters": {"n_epochs": training.n_epochs, "batch_size": data.batch_size,
+                                      "learning_rate": training.optimizer_config.lr},
+                  "total_steps": None, "trained_tokens": 0, "progress": [], "checkpoints": [], "error": None,
+                  "fine_tuned_model": None, "openai": openai, "owner": user.model_dump(mode="json") if user else None}
         if not await self.records.insert_new(self.records.row(record, user)):
             raise InvalidRequestError(f"job_uuid: a job '{job_uuid}' exists already", param="job_uuid")
         try:
-            resources = await self.provider.start(job_uuid, spec, dataset_dir, data.shuffle,
-                                                bool(data.train_on_input))
+            resources = await self.provider.start(job_uuid, spec, dataset_dir, validation_dir, data.shuffle,
+                                                  bool(data.train_on_input))
         except Exception as exc:
             await self._store({**record, "status": "failed", "completed_at": _now(), "error": f"could not start: {exc}"})
             raise
-        await self._store({**record, "resources_allocated": resources})
+        record = {**record, "resources_allocated": resources,
+                  "total_steps": _total_steps(training, dataset.metadata.get("num_rows"), resources["num_workers"])}
+        await self._store(record)
         follower = asyncio.create_task(self._follow(job_uuid))
         self._followed.add(follower)
         follower.add_done_callback(self._followed.discard)
-        return {"job_uuid": job_uuid}
+        return record
 
     async def _follow(self, job_uuid: str) -> None:
         """Refresh the job until it ends, so its end (and its model) is stored without a read."""
@@ -90,68 +108,82 @@ class PostTrainingService:
                 logger.warning("post-training job %s: could not refresh its state", job_uuid, exc_info=True)
 
     async def status(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
-        return _public(await self._fresh(await self.records.get(user, job_uuid)))
+        return _public(await self.record(user, job_uuid))
+
+    async def record(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
+        """The job's stored record, refreshed from its run."""
+        return await self._fresh(await self.records.get(user, job_uuid))
 
     async def artifacts(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
         record = await self._fresh(await self.records.get(user, job_uuid))
         return {"job_uuid": job_uuid, "checkpoints": _public(record)["checkpoints"]}
 
     async def list(self, user: Identity | None) -> dict[str, Any]:
-        page = await self.records.list(user, after=None, limit=100, order="desc")
-        records = await asyncio.gather(*(self._fresh(r) for r in page["data"]))
-        return {"data": [{"job_uuid": r["job_uuid"], "status": r["status"]} for r in records]}
+        page = await self.page(user, after=None, limit=100)
+        return {"data": [{"job_uuid": r["job_uuid"], "status": r["status"]} for r in page["data"]]}
 
-    async def cancel(self, user: Identity | None, job_uuid: str) -> None:
+    async def page(self, user: Identity | None, after: str | None, limit: int) -> dict[str, Any]:
+        """The caller's jobs, newest first, each refreshed from its run."""
+        page = await self.records.list(user, after=after, limit=limit, order="desc")
+        return {**page, "data": await asyncio.gather(*(self._fresh(r) for r in page["data"]))}
+
+    async def cancel(self, user: Identity | None, job_uuid: str, param: str = "job_uuid") -> dict[str, Any]:
         record = await self.records.authorize(user, job_uuid, "update")
         record = await self._fresh(record)
         if record["status"] in FINISHED:
-            raise InvalidRequestError(f"job_uuid: job '{job_uuid}' has already ended ({record['status']})",
-                                      param="job_uuid")
+            raise InvalidRequestError(f"{param}: job '{job_uuid}' has already ended ({record['status']})", param=param)
         await self.provider.cancel(job_uuid)
-        await self._store({**record, "status": "cancelled", "completed_at": _now()})
+        record = {**record, "status": "cancelled", "completed_at": _now()}
+        await self._store(record)
+        return record
 
-    async def _fresh(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record with the run's live state merged in and stored; a finished run's actor is let go."""
-        if record["status"] in FINISHED:
-            return record
-        live = await self.provider.state(record["job_uuid"])
+    async def _fresh(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """The record with the run's live state merged in and stored; a finished run's actor is let go.
+        Refreshes race (the follower, reads, other replicas): only one that finds the record as it
+        loaded it stores, so a finished job is never stored again as running, nor as lost once the
+        refresh that finished it let its actor go; the others return what was stored."""
+        if stored["status"] in FINISHED:
+            return stored
+        live = await self.provider.state(stored["job_uuid"])
         if live is None:
-            record = {**record, "status": "failed", "error": LOST, "completed_at": record["completed_at"] or _now()}
+            record = {**stored, "status": "failed", "error": LOST, "completed_at": stored["completed_at"] or _now()}
         else:
-            record = {**record, "status": live["status"], "progress": live["progress"], "error": live["error"],
+            record = {**stored, "status": live["status"], "progress": live["progress"], "error": live["error"],
                       "checkpoints": live["checkpoints"], "started_at": _iso(live["started_at"]),
-                      "completed_at": _iso(live["completed_at"])}
+                      "completed_at": _iso(live["completed_at"]), "trained_tokens": live.get("trained_tokens", 0)}
         if record["status"] == "completed":
             record["fine_tuned_model"] = await self._register_fine_tuned(record)
-        await self._store(record)
+        if not await self.records.replace_unchanged(stored["id"], stored, record):
+            return await self.records.load(stored["id"]) or record
         if record["status"] in FINISHED and live is not None:
             await self.provider.release(record["job_uuid"])
         return record
 
     async def _register_fine_tuned(self, record: dict[str, Any]) -> str | None:
-        """The LoRA job's last adapter as the model `ft:<base>:<job_uuid>` of the engine that serves its
-        base, owned by the job's owner; None for a full fine-tune, or an adapter that engine does not
+        """The LoRA job's adapters as models of the engine that serves its base, owned by the job's
+        owner: the last one as the job's `fine_tuned_model`, each earlier one as
+        `<fine_tuned_model>:ckpt-step-<n>`. None for a full fine-tune, or adapters that engine does not
         serve (its `adapters_dir` is not the provider's `artifacts_dir`)."""
         if record["algorithm"] != "LoRA" or not record["checkpoints"]:
             return None
-        adapter = f"{record['job_uuid']}/epoch_{record['checkpoints'][-1]['epoch']}"
         try:
             base = await self.models.get(record["model"])
-            served = await self.models.client(base).list_models()
+            served = {m.provider_model_id: m for m in await self.models.client(base).list_models()}
         except APIError as exc:
             logger.warning("post-training job %s: no model for its adapter: %s", record["job_uuid"], exc.message)
             return None
-        match = next((m for m in served if m.provider_model_id == adapter), None)
-        if match is None:
-            logger.warning("post-training job %s: provider '%s' does not serve its adapter '%s'",
-                           record["job_uuid"], base.provider_id, adapter)
-            return None
         owner = Identity.model_validate(record["owner"]) if record.get("owner") else None
-        model = Model(identifier=f"ft:{record['model']}:{record['job_uuid']}", provider_id=base.provider_id,
-                      provider_resource_id=adapter, model_type="llm", owner=owner,
-                      metadata={k: v for k, v in match.metadata.items() if k != "adapter_path"})
-        await self.models.register_as(model)
-        return model.identifier
+        for index, checkpoint in enumerate(record["checkpoints"]):
+            adapter = f"{record['job_uuid']}/epoch_{checkpoint['epoch']}"
+            if adapter not in served:
+                logger.warning("post-training job %s: provider '%s' does not serve its adapter '%s'",
+                               record["job_uuid"], base.provider_id, adapter)
+                return None
+            metadata = {k: v for k, v in served[adapter].metadata.items() if k != "adapter_path"}
+            await self.models.register_as(Model(
+                identifier=checkpoint_model(record, index), provider_id=base.provider_id,
+                provider_resource_id=adapter, model_type="llm", owner=owner, metadata=metadata))
+        return fine_tuned_model(record)
 
     async def _store(self, record: dict[str, Any]) -> None:
         await self.records.replace(record["id"], record)
@@ -176,7 +208,29 @@ class PostTrainingService:
         return folder
 
 
-def _train_spec(request: SupervisedFineTuneRequest, checkpoint_dir: str) -> dict[str, Any]:
+def fine_tuned_model(record: dict[str, Any]) -> str:
+    """`ft:<base>:<job_uuid>`, or `ft:<base>:<suffix>:<job id>` for an OpenAI job given a suffix."""
+    suffix = (record.get("openai") or {}).get("suffix")
+    return f"ft:{record['model']}:{suffix + ':' if suffix else ''}{record['job_uuid']}"
+
+
+def checkpoint_model(record: dict[str, Any], index: int) -> str:
+    """The model of the job's `index`th checkpoint: the last is the job's model itself."""
+    name = fine_tuned_model(record)
+    checkpoints = record["checkpoints"]
+    return name if index == len(checkpoints) - 1 else f"{name}:ckpt-step-{checkpoints[index].get('step')}"
+
+
+def _total_steps(training: TrainingConfig, rows: int | None, workers: int) -> int | None:
+    """The optimizer steps the job will take, given its rows split over the workers."""
+    if not rows:
+        return None
+    batches = -(-rows // (workers * training.data_config.batch_size))
+    per_epoch = min(training.max_steps_per_epoch, max(1, batches // training.gradient_accumulation_steps))
+    return training.n_epochs * per_epoch
+
+
+def _train_spec(request: SupervisedFineTuneRequest, checkpoint_dir: str, seed: int) -> dict[str, Any]:
     training = request.training_config
     lora = request.algorithm_config
     optimizer = training.optimizer_config
@@ -190,7 +244,7 @@ def _train_spec(request: SupervisedFineTuneRequest, checkpoint_dir: str) -> dict
         "gradient_accumulation_steps": training.gradient_accumulation_steps,
         "batch_size": training.data_config.batch_size, "optimizer": optimizer.optimizer_type, "lr": optimizer.lr,
         "weight_decay": optimizer.weight_decay, "num_warmup_steps": optimizer.num_warmup_steps,
-        "dtype": training.dtype or "bf16", "max_seq_len": training.max_seq_len,
+        "dtype": training.dtype or "bf16", "max_seq_len": training.max_seq_len, "seed": seed,
     }
 
 
@@ -208,7 +262,8 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
         "post_training_job_id": record["job_uuid"],
         "path": c["path"],
         "training_metrics": None if c.get("train_loss") is None else {
-            "epoch": c["epoch"], "train_loss": c["train_loss"], "validation_loss": None, "perplexity": None},
+            "epoch": c["epoch"], "train_loss": c["train_loss"], "validation_loss": c.get("valid_loss"),
+            "perplexity": None},
     } for c in record["checkpoints"]]
     return {key: record[key] for key in ("job_uuid", "status", "scheduled_at", "started_at", "completed_at",
                                          "resources_allocated", "progress", "error")} | {

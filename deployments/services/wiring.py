@@ -23,6 +23,7 @@ from deployments.services.datasets import DatasetService
 from deployments.services.eval import EvalService
 from deployments.services.eval_generation import Generation, GenerationResources, run_generation
 from deployments.services.files import FileService
+from deployments.services.fine_tuning import FineTuningService
 from deployments.services.ingestion_pipeline import Pipeline, run_pipeline
 from deployments.services.mcp_servers import MCPServerPolicy
 from deployments.services.models import ModelService
@@ -64,6 +65,7 @@ class Services:
     responses: ResponseService | None = None
     datasets: DatasetService | None = None
     post_training: PostTrainingService | None = None
+    fine_tuning: FineTuningService | None = None
     scoring: ScoringService | None = None
     eval: EvalService | None = None
     inference_store: InferenceStore | None = None
@@ -279,8 +281,10 @@ async def open_services(config: RunConfig, handles: dict[str, Any], storage: Sto
         return Services(opener.providers, opener.models, **turn_services)
     datasets = opener.datasets(files)
     scoring = opener.scoring(datasets)
+    post_training = await opener.post_training(datasets)
+    fine_tuning = None if post_training is None or files is None else FineTuningService(post_training, files, datasets)
     return Services(opener.providers, opener.models, **turn_services, datasets=datasets,
-                    post_training=await opener.post_training(datasets), scoring=scoring,
+                    post_training=post_training, fine_tuning=fine_tuning, scoring=scoring,
                     eval=await opener.eval(datasets, scoring), inference_store=await opener.inference_store(),
                     batches=await opener.batches(files),
                     authenticator=build_authenticator(config.server.auth), agents=opener.agents())

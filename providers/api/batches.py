@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
-from providers.api.base import WireModel
+from providers.api.base import Metadata, WireModel
 
 Endpoint = Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]
 STATUSES = ("validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled")
@@ -21,8 +21,7 @@ class CreateBatchRequest(WireModel):
     input_file_id: Annotated[str, Field(min_length=1, max_length=255)]
     endpoint: Endpoint
     completion_window: Literal["24h"]
-    metadata: Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
-                             Annotated[str, StringConstraints(max_length=512)]], Field(max_length=16)] | None = None
+    metadata: Metadata | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None  # Llama Stack's
 
 
