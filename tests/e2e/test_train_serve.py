@@ -61,7 +61,11 @@ def run_config(state, model_dir, judge_url) -> dict:
                                       "max_page_rows": 50}}],
             "post_training": [{"provider_id": "torchtune", "provider_type": "inline::torchtune",
                                "config": {"artifacts_dir": str(state / "checkpoints"), "num_workers": 2,
-                                          "resources_per_worker": {"CPU": 0.25}, "data_cpus": 0.05}}],
+                                          "resources_per_worker": {"CPU": 0.25}, "data_cpus": 0.05,
+                                          "job_defaults": {"lora_rank": 16, "lora_alpha": 32, "lora_apply_to_mlp": True,
+                                                           "lora_apply_to_output": True,
+                                                           "lora_attn_modules": ["q_proj", "v_proj", "output_proj"],
+                                                           "max_seq_len": 64}}}],
         },
         "registered_resources": {"models": [
             {"model_id": "tiny", "provider_id": "vllm", "provider_model_id": "tiny"},
@@ -268,6 +272,110 @@ def test_the_finished_job_is_a_model_served_beside_its_base(client, fine_tuned):
     assert model.model_extra["provider_resource_id"] == fine_tuned["checkpoints"][-1]["identifier"]
     assert chat(client, model_id) == ANSWER
     assert chat(client, "tiny") != ANSWER
+
+
+def sdk(base_url: str, user: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=TOKENS[user], max_retries=0, timeout=120)
+
+
+def chat_file(client, rows: list[dict], purpose: str = "fine-tune") -> str:
+    content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return client.files.create(file=("chats.jsonl", content), purpose=purpose).id
+
+
+@pytest.fixture(scope="module")
+def openai_job(serve_session, graph):
+    """An OpenAI fine-tuning job through the SDK, from an uploaded chat JSONL (and a held-out one) to
+    its end: 128 examples, 2 epochs of 16 steps on each of the 2 workers."""
+    client = sdk(serve_session, "ada")
+    job = client.fine_tuning.jobs.create(
+        model="tiny", training_file=chat_file(client, TRAINING_ROWS[::2]),
+        validation_file=chat_file(client, TRAINING_ROWS[1::32]), suffix="boats", seed=7, metadata={"team": "sails"},
+        method={"type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 50}}})
+    assert (job.status, job.model, job.seed, job.fine_tuned_model) == ("queued", "tiny", 7, None)
+    return wait_for(lambda: (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed") and j,
+                    timeout_s=420)
+
+
+def test_an_openai_fine_tuning_job_reports_its_steps_and_is_served_to_its_owner(serve_session, openai_job):
+    client, job = sdk(serve_session, "ada"), openai_job
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:tiny:boats:{job.id}" and job.user_provided_suffix == "boats"
+    assert job.trained_tokens > 0 and job.finished_at >= job.created_at and job.metadata == {"team": "sails"}
+    assert job.hyperparameters.n_epochs == 2 and job.hyperparameters.learning_rate_multiplier == 50
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=7))  # the SDK follows `after` page by page
+    assert events[0].message == "The job has successfully completed"
+    assert events[-1].message == f"Created fine-tuning job: {job.id}"
+    steps = [e.data for e in reversed(events) if e.type == "metrics"]
+    assert [s["step"] for s in steps] == list(range(1, 33)) and {s["total_steps"] for s in steps} == {32}
+    assert steps[-1]["train_loss"] < steps[0]["train_loss"] / 4
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in checkpoints] == [32, 16]
+    assert [c.fine_tuned_model_checkpoint for c in checkpoints] == [job.fine_tuned_model,
+                                                                    f"{job.fine_tuned_model}:ckpt-step-16"]
+    assert all(c.metrics.valid_loss > 0 for c in checkpoints)
+    assert checkpoints[0].metrics.valid_loss < checkpoints[1].metrics.valid_loss
+    listed = {m.id for m in client.models.list()}
+    assert {job.fine_tuned_model, f"{job.fine_tuned_model}:ckpt-step-16"} <= listed
+    assert chat(client, job.fine_tuned_model) == ANSWER
+    assert job.id in {j.id for j in client.fine_tuning.jobs.list()}
+    with as_user(serve_session) as http:  # the same job through Llama Stack's routes
+        status = job_status(http, job.id)
+        assert (status["status"], status["fine_tuned_model"]) == ("completed", job.fine_tuned_model)
+
+
+def test_another_user_can_neither_see_nor_use_an_openai_job_or_its_model(serve_session, openai_job):
+    bob = sdk(serve_session, "bob")
+    assert openai_job.id not in {j.id for j in bob.fine_tuning.jobs.list()}
+    assert openai_job.fine_tuned_model not in {m.id for m in bob.models.list()}
+    for call in (lambda: bob.fine_tuning.jobs.retrieve(openai_job.id),
+                 lambda: bob.fine_tuning.jobs.list_events(openai_job.id),
+                 lambda: bob.fine_tuning.jobs.checkpoints.list(openai_job.id),
+                 lambda: bob.fine_tuning.jobs.cancel(openai_job.id),
+                 lambda: chat(bob, openai_job.fine_tuned_model),
+                 lambda: bob.fine_tuning.jobs.create(model="tiny", training_file=openai_job.training_file)):
+        with pytest.raises(openai.NotFoundError):
+            call()
+
+
+def test_a_cancelled_openai_job_stops_and_says_so(serve_session, graph):
+    client = sdk(serve_session, "ada")
+    job = client.fine_tuning.jobs.create(model="tiny", training_file=chat_file(client, TRAINING_ROWS),
+                                         hyperparameters={"n_epochs": 50})
+    wait_for(lambda: client.fine_tuning.jobs.retrieve(job.id).status == "running", timeout_s=60)
+    assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    wait_for(lambda: not train_workers(), timeout_s=60)
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+    assert next(iter(client.fine_tuning.jobs.list_events(job.id))).message == "The job was cancelled"
+    with pytest.raises(openai.BadRequestError) as again:
+        client.fine_tuning.jobs.cancel(job.id)
+    assert again.value.body["param"] == "fine_tuning_job_id"
+
+
+@pytest.mark.parametrize("change, lines, purpose, status, param", [
+    ({}, [TRAINING_ROWS[0], {"messages": [{"role": "user", "content": "no answer"}]}], "fine-tune", 400,
+     "training_file"),
+    ({}, ["not json"], "fine-tune", 400, "training_file"),
+    ({}, TRAINING_ROWS[:4], "batch", 400, "training_file"),
+    ({"training_file": "file-nowhere"}, TRAINING_ROWS[:4], "fine-tune", 404, "training_file"),
+    ({"model": "nonesuch"}, TRAINING_ROWS[:4], "fine-tune", 404, "model"),
+    ({"method": {"type": "dpo"}}, TRAINING_ROWS[:4], "fine-tune", 400, "method.type"),
+    ({"suffix": "no:colons"}, TRAINING_ROWS[:4], "fine-tune", 400, "suffix"),
+    ({"hyperparameters": {"n_epochs": 0}}, TRAINING_ROWS[:4], "fine-tune", 400, "hyperparameters.n_epochs"),
+])
+def test_bad_openai_fine_tuning_jobs_are_4xx_naming_the_field(serve_session, graph, change, lines, purpose, status,
+                                                              param):
+    client = sdk(serve_session, "ada")
+    content = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines).encode()
+    body = {"model": "tiny", "training_file": client.files.create(file=("t.jsonl", content), purpose=purpose).id,
+            **change}
+    with as_user(serve_session) as http:
+        response = http.post("/v1/fine_tuning/jobs", json=body)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["param"] == param
+        assert not [d for d in ok(http.get("/v1beta/datasets"))["data"] if d["identifier"].startswith("ftjob-")
+                    and d["metadata"]["file_id"] == body["training_file"]]
 
 
 def evaluate(http, benchmark: str, model: str) -> dict:
