@@ -42,28 +42,19 @@ class FineTuningService:
         hyperparameters = _hyperparameters(request)
         defaults = await self.post_training.provider.job_defaults()
         job_id = f"ftjob-{random.randbytes(12).hex()}"
-        training = await self._dataset(user, job_id, "training", request.training_file)
-        validation = request.validation_file and await self._dataset(user, job_id, "validation",
-                                                                     request.validation_file)
-        multiplier = _chosen(hyperparameters.learning_rate_multiplier, 1.0)
-        algorithm = None if defaults["algorithm"] == "full" else LoraFinetuningConfig(
-            lora_attn_modules=defaults["lora_attn_modules"], apply_lora_to_mlp=defaults["lora_apply_to_mlp"],
-            apply_lora_to_output=defaults["lora_apply_to_output"], rank=defaults["lora_rank"],
-            alpha=defaults["lora_alpha"])
-        job = SupervisedFineTuneRequest(job_uuid=job_id, model=request.model, algorithm_config=algorithm,
-                                        training_config=TrainingConfig(
-            n_epochs=_chosen(hyperparameters.n_epochs, defaults["n_epochs"]), max_steps_per_epoch=_UNCAPPED_STEPS,
-            dtype=defaults["dtype"], max_seq_len=defaults["max_seq_len"],
-            optimizer_config=OptimizerConfig(lr=defaults["learning_rate"] * multiplier),
-            data_config=DataConfig(dataset_id=training, validation_dataset_id=validation or None, shuffle=True,
-                                   batch_size=_chosen(hyperparameters.batch_size, defaults["batch_size"]))))
-        openai = {"training_file": request.training_file, "validation_file": request.validation_file,
-                  "suffix": request.suffix, "metadata": request.metadata, "learning_rate_multiplier": multiplier}
-        seed = request.seed if request.seed is not None else random.randrange(2**31)
+        datasets: list[str] = []  # removed again if the job does not start
         try:
+            for kind, file_id in (("training", request.training_file), ("validation", request.validation_file)):
+                if file_id:
+                    datasets.append(await self._dataset(user, job_id, kind, file_id))
+            multiplier = _chosen(hyperparameters.learning_rate_multiplier, 1.0)
+            job = _job(request, job_id, datasets, defaults, hyperparameters, multiplier)
+            openai = {"training_file": request.training_file, "validation_file": request.validation_file,
+                      "suffix": request.suffix, "metadata": request.metadata, "learning_rate_multiplier": multiplier}
+            seed = request.seed if request.seed is not None else random.randrange(2**31)
             record = await self.post_training.start(user, job, seed, openai)
         except Exception:
-            for dataset_id in filter(None, (training, validation)):
+            for dataset_id in datasets:
                 await self.datasets.delete(user, dataset_id)
             raise
         return job_object(record)
@@ -139,6 +130,21 @@ def _chat_problem(example: Any) -> str | None:
     if messages[-1]["role"] != "assistant":
         return "the last message must be the assistant's: the answer the model learns"
     return None
+
+
+def _job(request: CreateFineTuningJobRequest, job_id: str, datasets: list[str], defaults: dict[str, Any],
+         hyperparameters: Hyperparameters, multiplier: float) -> SupervisedFineTuneRequest:
+    """The post-training job of an OpenAI one: `datasets` holds its training and validation rows."""
+    algorithm = None if defaults["algorithm"] == "full" else LoraFinetuningConfig(
+        lora_attn_modules=defaults["lora_attn_modules"], apply_lora_to_mlp=defaults["lora_apply_to_mlp"],
+        apply_lora_to_output=defaults["lora_apply_to_output"], rank=defaults["lora_rank"], alpha=defaults["lora_alpha"])
+    data = DataConfig(dataset_id=datasets[0], validation_dataset_id=datasets[1] if len(datasets) > 1 else None,
+                      shuffle=True, batch_size=_chosen(hyperparameters.batch_size, defaults["batch_size"]))
+    return SupervisedFineTuneRequest(job_uuid=job_id, model=request.model, algorithm_config=algorithm,
+                                     training_config=TrainingConfig(
+        n_epochs=_chosen(hyperparameters.n_epochs, defaults["n_epochs"]), max_steps_per_epoch=_UNCAPPED_STEPS,
+        dtype=defaults["dtype"], max_seq_len=defaults["max_seq_len"], data_config=data,
+        optimizer_config=OptimizerConfig(lr=defaults["learning_rate"] * multiplier)))
 
 
 def _hyperparameters(request: CreateFineTuningJobRequest) -> Hyperparameters:

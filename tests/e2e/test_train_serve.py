@@ -359,6 +359,7 @@ def test_a_cancelled_openai_job_stops_and_says_so(serve_session, graph):
     ({}, ["not json"], "fine-tune", 400, "training_file"),
     ({}, TRAINING_ROWS[:4], "batch", 400, "training_file"),
     ({"training_file": "file-nowhere"}, TRAINING_ROWS[:4], "fine-tune", 404, "training_file"),
+    ({"validation_file": "file-nowhere"}, TRAINING_ROWS[:4], "fine-tune", 404, "validation_file"),
     ({"model": "nonesuch"}, TRAINING_ROWS[:4], "fine-tune", 404, "model"),
     ({"method": {"type": "dpo"}}, TRAINING_ROWS[:4], "fine-tune", 400, "method.type"),
     ({"suffix": "no:colons"}, TRAINING_ROWS[:4], "fine-tune", 400, "suffix"),

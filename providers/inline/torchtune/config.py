@@ -19,7 +19,7 @@ class JobDefaults(BaseModel):
     n_epochs: int = Field(default=3, ge=1, le=100)
     batch_size: int = Field(default=4, ge=1, le=1024)
     learning_rate: float = Field(default=1e-4, gt=0, le=1, description="the rate a learning_rate_multiplier of 1 gives")
-    max_seq_len: int = Field(default=1024, ge=8)
+    max_seq_len: int = Field(default=1024, ge=8, le=32768)
     dtype: Literal["fp32", "bf16"] = "fp32"
 
 
