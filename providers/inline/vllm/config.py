@@ -65,6 +65,10 @@ class VLLMProviderConfig(BaseModel):
         description="hosts whose image, audio and video URLs the engine may fetch; none by default, so a request "
         "cannot make the server fetch from its own network (data: URLs always work)")
     response_role: str = "assistant"
+    background_while_interactive: int = Field(
+        default=2, ge=1, description="requests of a later priority (batches) that run at once while interactive "
+        "requests run; the rest wait until none has run for background_quiet_s")
+    background_quiet_s: float = Field(default=1.0, ge=0)
     env: dict[str, str] = Field(
         default_factory=dict,
         description="environment set before the engine starts, e.g. VLLM_CPU_OMP_THREADS_BIND, VLLM_CPU_KVCACHE_SPACE",

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from pydantic import ValidationError
 from vllm.engine.arg_utils import AsyncEngineArgs
@@ -26,6 +26,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from providers.api.errors import APIError, InvalidRequestError, ProviderError, ServiceUnavailableError
 from providers.api.inference import ChatCompletionRequest, CompletionRequest, ProviderModel
+from providers.inline.vllm.background import BackgroundGate
 from providers.inline.vllm.config import VLLMProviderConfig
 from providers.inline.vllm.local_models import builtin_chat_template, builtin_engine_args, resolve_model
 
@@ -43,6 +44,7 @@ class VLLMProvider:
         self.engine = AsyncLLM.from_engine_args(args)
         self._chat, self._completion, self._models = _serving(self.engine, config, self.model_name, path)
         self.adapters = LoraAdapters(config.adapters_dir, self._models) if config.adapters_dir else None
+        self.gate = BackgroundGate(config.background_while_interactive, config.background_quiet_s)
 
     async def list_models(self) -> list[ProviderModel]:
         context_length = self.engine.model_config.max_model_len
@@ -73,12 +75,19 @@ class VLLMProvider:
         return await self.adapters.load(provider_model_id) or self.model_name
 
     async def _generate(self, request_type, handler, request: ChatCompletionRequest | CompletionRequest, served: str):
-        """Run one of vLLM's OpenAI handlers: a response dict, or chunk dicts for a stream."""
-        result = await _call(handler(_validated(request_type, _body(request, served))))
+        """Run one of vLLM's OpenAI handlers: a response dict, or chunk dicts for a stream. A whole
+        answer of a later priority waits its turn at the gate; an interactive one holds it."""
+        if request.stream:
+            self.gate.touch()
+            result = await _call(handler(_validated(request_type, _body(request, served))))
+            if isinstance(result, ErrorResponse):
+                raise _api_error(result)
+            return _chunks(result, request.model, self.gate.touch)
+        lane = self.gate.background_request() if (request.priority or 0) > 0 else self.gate.interactive_request()
+        async with lane:
+            result = await _call(handler(_validated(request_type, _body(request, served))))
         if isinstance(result, ErrorResponse):
             raise _api_error(result)
-        if request.stream:
-            return _chunks(result, request.model)
         data = result.model_dump(mode="json")
         data["model"] = request.model
         return data
@@ -228,10 +237,11 @@ def _api_error(response: ErrorResponse) -> APIError:
     return ProviderError(f"vLLM engine failed ({error.code} {error.type}): {error.message}")
 
 
-async def _chunks(events: AsyncIterator[str], model: str) -> AsyncIterator[dict]:
+async def _chunks(events: AsyncIterator[str], model: str, on_event: Callable[[], None]) -> AsyncIterator[dict]:
     """vLLM's SSE events back to chunk dicts carrying the client's model id."""
     try:
         async for event in events:
+            on_event()
             for line in event.splitlines():
                 if not line.startswith("data:"):
                     continue
