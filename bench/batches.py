@@ -1,15 +1,18 @@
 """Interactive chat latency while a batch runs on the same vLLM engine, with the engine scheduling
-first come first served and by priority (batches' requests at `batches.priority`, interactive at 0).
+first come first served and by priority (batches' requests at `batches.priority`, interactive at 0);
+and the batch's throughput against the same requests sent by concurrent clients.
 
     python -m bench.batches [--lines 64] [--max-tokens 32] [--probe-tokens 16] [--alone 30]
-                            [--batch-size 8] [--concurrency 2] [--cores 0,1] [--plot PATH]
+                            [--batch-size 8] [--concurrency 2] [--clients 16] [--cores 0,1] [--plot PATH]
 
 raystack starts as `serve run graphs.builder:build config=...` with one `inline::vllm` SmolLM2
 engine, the files and batches APIs, once per policy. One client asks `--probe-tokens`-token chats
 one after another: for `--alone` seconds with nothing else running, then while a batch of
 `--lines` chats of `--max-tokens` tokens runs (`--batch-size` requests per Ray Data task,
 `--concurrency` tasks). Prints the interactive p50/p90 alone and during the batch, and the batch's
-requests and completion tokens per second.
+requests and completion tokens per second. Then, on the engine that schedules by priority and
+with nothing else running, the same batch again and the same lines sent as `--clients` concurrent
+clients to /v1/chat/completions: their requests per second and the ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,13 +71,40 @@ def probe(http: httpx.Client, tokens: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def chat_bodies(lines: int, tokens: int) -> list[dict[str, Any]]:
+    return [{"model": SMOLLM2, "max_tokens": tokens, "ignore_eos": True,
+             "messages": [{"role": "user", "content": f"Write about the number {i}."}]} for i in range(lines)]
+
+
 def batch_file(http: httpx.Client, lines: int, tokens: int) -> str:
-    requests = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
-                 "body": {"model": SMOLLM2, "max_tokens": tokens, "ignore_eos": True,
-                          "messages": [{"role": "user", "content": f"Write about the number {i}."}]}}
-                for i in range(lines)]
+    requests = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+                for i, body in enumerate(chat_bodies(lines, tokens))]
     content = "\n".join(json.dumps(r) for r in requests).encode()
     return http.post("/files", files={"file": ("requests.jsonl", content)}, data={"purpose": "batch"}).json()["id"]
+
+
+def batch_seconds(http: httpx.Client, lines: int, tokens: int) -> float:
+    """A batch's time from its creation to its end, with nothing else running."""
+    file_id = batch_file(http, lines, tokens)
+    started = time.monotonic()
+    batch = http.post("/batches", json={"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                                        "completion_window": "24h"}).json()
+    while batch["status"] not in ("completed", "failed", "cancelled", "expired"):
+        time.sleep(0.2)
+        batch = http.get(f"/batches/{batch['id']}").json()
+    assert batch["request_counts"]["completed"] == lines, batch
+    return time.monotonic() - started
+
+
+def clients_seconds(base_url: str, lines: int, tokens: int, clients: int) -> float:
+    """The same requests sent by `clients` concurrent clients, each one after another."""
+    bodies = chat_bodies(lines, tokens)
+    with httpx.Client(base_url=base_url, timeout=600, limits=httpx.Limits(max_connections=clients)) as http, \
+            ThreadPoolExecutor(clients) as pool:
+        started = time.monotonic()
+        for reply in pool.map(lambda body: http.post("/chat/completions", json=body), bodies):
+            reply.raise_for_status()
+        return time.monotonic() - started
 
 
 def measure(server: Server, args: argparse.Namespace) -> Run:
@@ -134,6 +165,14 @@ def plot(runs: dict[str, Run], path: str) -> None:
     print(f"plot written to {path}")
 
 
+def throughput(server: Server, args: argparse.Namespace) -> tuple[float, float]:
+    """Seconds for the batch, then for the same requests as concurrent clients."""
+    with httpx.Client(base_url=server.base_url, timeout=600) as http:
+        probe(http, args.probe_tokens)
+        batch_s = batch_seconds(http, args.lines, args.max_tokens)
+    return batch_s, clients_seconds(server.base_url, args.lines, args.max_tokens, args.clients)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=64)
@@ -142,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alone", type=float, default=30.0, help="seconds of interactive chats before the batch")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--cores", default="0,1", help="the server's cores, as taskset takes them")
     parser.add_argument("--plot", metavar="PATH")
     args = parser.parse_args(argv)
@@ -153,9 +193,14 @@ def main(argv: list[str] | None = None) -> None:
         server = Server(**{**server.__dict__, "run_config": run_config(policy, args.batch_size, args.concurrency)})
         with running(server, "", args.cores):
             runs[policy] = measure(server, args)
-        print(f"{policy}: {len(runs[policy].alone_ms)} probes alone, {len(runs[policy].during_ms)} during the batch",
-              flush=True)
+            print(f"{policy}: {len(runs[policy].alone_ms)} probes alone, {len(runs[policy].during_ms)} during the "
+                  "batch", flush=True)
+            if policy == "priority":
+                batch_s, clients_s = throughput(server, args)
     print_table(runs)
+    print(f"\n{args.lines} lines alone: as a batch {args.lines / batch_s:.2f} req/s ({batch_s:.1f} s), as "
+          f"{args.clients} concurrent clients {args.lines / clients_s:.2f} req/s ({clients_s:.1f} s): "
+          f"batch/clients {clients_s / batch_s:.2f}x")
     if args.plot:
         plot(runs, args.plot)
 
