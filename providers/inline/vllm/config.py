@@ -66,7 +66,7 @@ class VLLMProviderConfig(BaseModel):
         "cannot make the server fetch from its own network (data: URLs always work)")
     response_role: str = "assistant"
     background_while_interactive: int = Field(
-        default=2, ge=1, description="requests of a later priority (batches) that run at once while interactive "
+        default=1, ge=1, description="requests of a later priority (batches) that run at once while interactive "
         "requests run; the rest wait until none has run for background_quiet_s")
     background_quiet_s: float = Field(default=1.0, ge=0)
     env: dict[str, str] = Field(
