@@ -3,7 +3,8 @@ first come first served and by priority (batches' requests at `batches.priority`
 and the batch's throughput against the same requests sent by concurrent clients.
 
     python -m bench.batches [--lines 64] [--max-tokens 32] [--probe-tokens 16] [--alone 30]
-                            [--batch-size 8] [--concurrency 2] [--clients 16] [--cores 0,1] [--plot PATH]
+                            [--batch-size 8] [--concurrency 2] [--clients 16] [--rounds 3]
+                            [--cores 0,1] [--plot PATH]
 
 raystack starts as `serve run graphs.builder:build config=...` with one `inline::vllm` SmolLM2
 engine, the files and batches APIs, once per policy. One client asks `--probe-tokens`-token chats
@@ -12,7 +13,8 @@ one after another: for `--alone` seconds with nothing else running, then while a
 `--concurrency` tasks). Prints the interactive p50/p90 alone and during the batch, and the batch's
 requests and completion tokens per second. Then, on the engine that schedules by priority and
 with nothing else running, the same batch again and the same lines sent as `--clients` concurrent
-clients to /v1/chat/completions: their requests per second and the ratio.
+clients to /v1/chat/completions, alternating for `--rounds` rounds: their median requests per
+second and the ratio.
 """
 
 from __future__ import annotations
@@ -166,11 +168,15 @@ def plot(runs: dict[str, Run], path: str) -> None:
 
 
 def throughput(server: Server, args: argparse.Namespace) -> tuple[float, float]:
-    """Seconds for the batch, then for the same requests as concurrent clients."""
+    """Median seconds for the batch and for the same requests as concurrent clients, over
+    `--rounds` rounds that alternate the two (the box drifts)."""
+    batch, clients = [], []
     with httpx.Client(base_url=server.base_url, timeout=600) as http:
-        probe(http, args.probe_tokens)
-        batch_s = batch_seconds(http, args.lines, args.max_tokens)
-    return batch_s, clients_seconds(server.base_url, args.lines, args.max_tokens, args.clients)
+        for _ in range(args.rounds):
+            batch.append(batch_seconds(http, args.lines, args.max_tokens))
+            clients.append(clients_seconds(server.base_url, args.lines, args.max_tokens, args.clients))
+            print(f"throughput round: batch {batch[-1]:.1f} s, clients {clients[-1]:.1f} s", flush=True)
+    return statistics.median(batch), statistics.median(clients)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating batch and clients rounds")
     parser.add_argument("--cores", default="0,1", help="the server's cores, as taskset takes them")
     parser.add_argument("--plot", metavar="PATH")
     args = parser.parse_args(argv)
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
             if policy == "priority":
                 batch_s, clients_s = throughput(server, args)
     print_table(runs)
-    print(f"\n{args.lines} lines alone: as a batch {args.lines / batch_s:.2f} req/s ({batch_s:.1f} s), as "
+    print(f"\n{args.lines} lines alone, medians of {args.rounds} rounds: as a batch {args.lines / batch_s:.2f} req/s ({batch_s:.1f} s), as "
           f"{args.clients} concurrent clients {args.lines / clients_s:.2f} req/s ({clients_s:.1f} s): "
           f"batch/clients {clients_s / batch_s:.2f}x")
     if args.plot:
