@@ -3,7 +3,7 @@ first come first served and by priority (batches' requests at `batches.priority`
 and the batch's throughput against the same requests sent by concurrent clients.
 
     python -m bench.batches [--lines 64] [--max-tokens 32] [--probe-tokens 16] [--alone 30]
-                            [--batch-size 8] [--concurrency 2] [--clients 16] [--rounds 3]
+                            [--batch-size 8] [--concurrency 3] [--clients 16] [--rounds 3]
                             [--cores 0,1] [--plot PATH]
 
 raystack starts as `serve run graphs.builder:build config=...` with one `inline::vllm` SmolLM2
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe-tokens", type=int, default=16)
     parser.add_argument("--alone", type=float, default=30.0, help="seconds of interactive chats before the batch")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating batch and clients rounds")
     parser.add_argument("--cores", default="0,1", help="the server's cores, as taskset takes them")

@@ -54,7 +54,7 @@ class BatchesConfig(StrictModel):
     replicas look for batches a stopped replica left unfinished."""
 
     batch_size: int = Field(default=8, ge=1, le=1024)
-    concurrency: int = Field(default=2, ge=1)
+    concurrency: int = Field(default=3, ge=1)
     num_cpus: float = Field(default=0.1, ge=0)
     priority: int = Field(default=10, ge=0)
     request_timeout_s: float = Field(default=600.0, gt=0)
