@@ -159,7 +159,8 @@ def plot(runs: dict[str, Run], path: str) -> None:
     for offset, (label, pick) in enumerate((("alone", lambda r: r.alone_ms), ("during a batch", lambda r: r.during_ms))):
         ax.bar([i + offset * width for i in range(len(names))], [statistics.median(pick(runs[n]) or [0]) for n in names],
                width, label=label)
-    ax.set_xticks([i + width / 2 for i in range(len(names))], [f"scheduling: {n}" for n in names])
+    labels = {"fcfs": "first come first served", "priority": "priority, batches gated"}
+    ax.set_xticks([i + width / 2 for i in range(len(names))], [labels[n] for n in names])
     ax.set_ylabel("interactive chat p50 (ms)")
     ax.legend()
     fig.tight_layout()
