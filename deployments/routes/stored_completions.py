@@ -5,7 +5,7 @@ from fastapi import APIRouter
 
 from deployments.routes.dependencies import Limit, Order, StoreDep, UserDep
 from deployments.routes.replies import ChatCompletionMessage, Deleted, Page, StoredChatCompletion, replies
-from providers.api.errors import InvalidRequestError
+from deployments.services.pages import page_after
 
 router = APIRouter(prefix="/v1/chat/completions", tags=["Inference"])
 
@@ -31,13 +31,7 @@ async def list_chat_completion_messages(completion_id: str, store: StoreDep, use
     messages = [{"id": f"{completion_id}-{i}", **m} for i, m in enumerate((await store.get(user, completion_id))["input_messages"])]
     if order == "desc":
         messages.reverse()
-    ids = [m["id"] for m in messages]
-    if after is not None and after not in ids:
-        raise InvalidRequestError(f"no message '{after}' in chat completion '{completion_id}'", param="after")
-    start = ids.index(after) + 1 if after is not None else 0
-    page = messages[start:start + limit]
-    return {"object": "list", "data": page, "has_more": start + limit < len(messages),
-            "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
+    return page_after(messages, after, limit, f"no message '{after}' in chat completion '{completion_id}'")
 
 
 @router.delete("/{completion_id}", **replies(Deleted))

@@ -14,6 +14,7 @@ from typing import Any
 
 from deployments.services.datasets import DatasetService
 from deployments.services.files import FileService
+from deployments.services.pages import page_after
 from deployments.services.post_training import PostTrainingService, checkpoint_model
 from providers.access import Identity
 from providers.api.datasets import RegisterDatasetRequest, RowsDataSource
@@ -86,13 +87,14 @@ class FineTuningService:
         return job_object(await self.post_training.cancel(user, job_id, param="fine_tuning_job_id"))
 
     async def events(self, user: Identity | None, job_id: str, after: str | None, limit: int) -> dict[str, Any]:
-        return _page(job_events(await self._record(user, job_id)), after, limit)
+        return page_after(job_events(await self._record(user, job_id)), after, limit,
+                          f"after: no event '{after}' to list after")
 
     async def checkpoints(self, user: Identity | None, job_id: str, after: str | None, limit: int) -> dict[str, Any]:
         record = await self._record(user, job_id)
         items = [_checkpoint(record, i) for i in range(len(record["checkpoints"]))] \
             if record["status"] == "completed" else []
-        return _page(items[::-1], after, limit)
+        return page_after(items[::-1], after, limit, f"after: no checkpoint '{after}' to list after")
 
     async def _record(self, user: Identity | None, job_id: str) -> dict[str, Any]:
         try:
@@ -233,18 +235,6 @@ def _checkpoint(record: dict[str, Any], index: int) -> dict[str, Any]:
             "fine_tuned_model_checkpoint": checkpoint_model(record, index), "step_number": step,
             "metrics": {"step": step, "train_loss": checkpoint.get("train_loss"),
                         "valid_loss": checkpoint.get("valid_loss"), "full_valid_loss": checkpoint.get("valid_loss")}}
-
-
-def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
-    """OpenAI's cursor page over `items` (in the order shown), after the item of id `after`."""
-    start = 0
-    if after is not None:
-        start = next((i + 1 for i, item in enumerate(items) if item["id"] == after), None)
-        if start is None:
-            raise InvalidRequestError(f"after: no item '{after}' to list after", param="after")
-    data = items[start:start + limit]
-    return {"object": "list", "data": data, "has_more": start + limit < len(items),
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
 
 def _estimated_finish(record: dict[str, Any]) -> int | None:

@@ -115,8 +115,7 @@ class PostTrainingService:
         return await self._fresh(await self.records.get(user, job_uuid))
 
     async def artifacts(self, user: Identity | None, job_uuid: str) -> dict[str, Any]:
-        record = await self._fresh(await self.records.get(user, job_uuid))
-        return {"job_uuid": job_uuid, "checkpoints": _public(record)["checkpoints"]}
+        return {"job_uuid": job_uuid, "checkpoints": _public(await self.record(user, job_uuid))["checkpoints"]}
 
     async def list(self, user: Identity | None) -> dict[str, Any]:
         page = await self.page(user, after=None, limit=100)

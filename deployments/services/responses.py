@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator, Literal
 from deployments.services.background_responses import BackgroundRuns
 from deployments.services.conversations import ConversationService
 from deployments.services.models import ModelService
+from deployments.services.pages import page_after
 from deployments.services.prompts import PromptService
 from deployments.services.recording import StreamedCompletion
 from deployments.services.response_tools import ToolRunner, TurnTools
@@ -355,15 +356,8 @@ class ResponseService:
     async def input_items(self, user: Identity | None, response_id: str, *, after: str | None, limit: int,
                           order: Literal["asc", "desc"]) -> dict[str, Any]:
         items = (await self.records.get(user, response_id))["input_items"]
-        items = items if order == "asc" else items[::-1]
-        if after is not None:
-            ids = [item["id"] for item in items]
-            if after not in ids:
-                raise InvalidRequestError(f"no input item '{after}' to list after", param="after")
-            items = items[ids.index(after) + 1:]
-        page = items[:limit]
-        return {"object": "list", "data": page, "has_more": len(items) > limit,
-                "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
+        return page_after(items if order == "asc" else items[::-1], after, limit,
+                          f"no input item '{after}' to list after")
 
     async def delete(self, user: Identity | None, response_id: str) -> dict[str, Any]:
         await self.records.delete(user, response_id)
