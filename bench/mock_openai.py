@@ -1,12 +1,13 @@
 """A fast loopback OpenAI-compatible mock server, the fake remote for benchmarks and tests.
 
-Serves `GET /v1/models`, `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`
-on a raw asyncio protocol (httptools parser, uvloop when run as a process), so it costs a
+Serves `GET /v1/models`, `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and
+vLLM's `POST /tokenize` on a raw asyncio protocol (httptools parser, uvloop when run as a process), so it costs a
 few tens of microseconds per request and never bounds a benchmark.
 
 Replies are fixed: `MockConfig.reply`, streamed in `chunks` slices (`max_tokens` truncates them
 with finish_reason "length"), `chunk_delay_s` before each content chunk; embeddings answer after
-`embedding_delay_s`. Any model name is answered; usage counts are rough (prompt: 4 bytes of
+`embedding_delay_s`. A chat whose `tool_choice` names a function (or is "required") calls that
+function (or the first tool) with the smallest arguments its JSON schema admits. Any model name is answered; usage counts are rough (prompt: 4 bytes of
 request body a token; completion: one token a chunk). Embeddings are deterministic unit vectors derived from each input's text.
 
 Fault models, chosen by the request's `model`:
@@ -119,6 +120,49 @@ def _close_stream(head: dict[str, Any], events: list[dict], usage: dict | None) 
 def _stream_usage(body: dict[str, Any], usage: dict[str, int]) -> dict[str, int] | None:
     options = body.get("stream_options") or {}
     return usage if options.get("include_usage") else None
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool a chat's tool_choice forces, as its function definition."""
+    choice, tools = body.get("tool_choice"), [t.get("function") or {} for t in body.get("tools") or []]
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return next((tool for tool in tools if tool.get("name") == name), None)
+    return tools[0] if choice == "required" and tools else None
+
+
+def _example(schema: Any) -> Any:
+    """The smallest value a JSON schema admits, as far as its type and required properties say."""
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: _example(properties.get(name)) for name in schema.get("required") or []}
+    if kind == "array":
+        return [_example(schema.get("items"))] if schema.get("minItems") else []
+    return {"string": "mock", "integer": 1, "number": 1.0, "boolean": True}.get(kind)
+
+
+def _tool_call(tool: dict[str, Any], call_id: str) -> dict[str, Any]:
+    arguments = json.dumps(_example(tool.get("parameters") or {"type": "object"}))
+    return {"id": call_id, "type": "function", "function": {"name": tool.get("name"), "arguments": arguments}}
+
+
+def _tool_call_stream(head: dict[str, Any], call: dict[str, Any], usage: dict | None) -> list[bytes]:
+    """The call as vLLM streams it: its id and name first, then its arguments in two pieces."""
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+
+    arguments, function = call["function"]["arguments"], call["function"]
+    half = len(arguments) // 2
+    opening = {"index": 0, "id": call["id"], "type": "function", "function": {"name": function["name"], "arguments": ""}}
+    events = [chunk({"role": "assistant", "content": None, "tool_calls": [opening]})]
+    events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in (arguments[:half], arguments[half:])]
+    events.append(chunk({}, "tool_calls"))
+    return _close_stream(head, events, usage)
 
 
 def _embedding(text: str, dim: int) -> list[float]:
@@ -237,7 +281,7 @@ class MockServer:
             models = [{"id": m, "object": "model", "created": 0, "owned_by": "mock"} for m in self.config.models]
             return conn.send(200, _dumps({"object": "list", "data": models}))
         endpoint = {"/v1/chat/completions": self._chat, "/v1/completions": self._completion,
-                    "/v1/embeddings": self._embeddings}.get(path)
+                    "/v1/embeddings": self._embeddings, "/tokenize": self._tokenize}.get(path)
         if endpoint is None or method != "POST":
             return conn.send(404, _dumps(_error_body(404, f"no route {method} {path}")))
         try:
@@ -268,6 +312,14 @@ class MockServer:
         stream = bool(body.get("stream"))
         head = self._head("chatcmpl", "chat.completion.chunk" if stream else "chat.completion", body)
         usage = _usage(prompt_tokens, len(pieces))
+        tool = _forced_tool(body)
+        if tool is not None:
+            call = _tool_call(tool, f"call-{head['id']}")
+            if stream:
+                return self._stream(conn, body, _tool_call_stream(head, call, _stream_usage(body, usage)), range(0))
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+            return conn.send(200, _dumps({**head, "choices": [choice], "usage": usage}))
         if stream:
             events = _chat_stream(head, pieces, finish, _stream_usage(body, usage))
             return self._stream(conn, body, events, range(1, 1 + len(pieces)))
@@ -299,6 +351,10 @@ class MockServer:
             asyncio.get_running_loop().call_later(self.config.embedding_delay_s, conn.send, 200, payload)
         else:
             conn.send(200, payload)
+
+    def _tokenize(self, conn: _Connection, body: dict[str, Any], prompt_tokens: int) -> None:
+        """vLLM's answer shape; the count is the mock's usual rough one."""
+        conn.send(200, _dumps({"count": prompt_tokens, "max_model_len": 4096, "tokens": list(range(prompt_tokens))}))
 
     def _head(self, prefix: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         answer_id = self.config.fixed_id or f"{prefix}-{self._id_prefix}{next(self._ids)}"
