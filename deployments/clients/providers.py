@@ -35,6 +35,9 @@ class InferenceClient(ProviderClient):
     def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> Reply[dict[str, Any]]:
         return self._call("embeddings", request, provider_model_id)
 
+    def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> Reply[int]:
+        return self._call("count_tokens", request, provider_model_id)
+
     def weights_dir(self, provider_model_id: str) -> Reply[str | None]:
         return self._call("weights_dir", provider_model_id)
 

@@ -255,6 +255,10 @@ class InferenceProvider(Protocol):
 
     async def completion(self, request: CompletionRequest, provider_model_id: str) -> CompletionResult: ...
 
+    async def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> int:
+        """The tokens the request's messages and tools make as the model's prompt."""
+        ...
+
     async def weights_dir(self, provider_model_id: str) -> str | None:
         """The local HF folder of a base model's weights, for engines that hold one (inline::vllm)."""
         ...

@@ -20,6 +20,8 @@ from vllm.entrypoints.openai.models.serving import OpenAIServingModels
 from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
 from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
+from vllm.entrypoints.serve.tokenize.protocol import TokenizeChatRequest
+from vllm.entrypoints.serve.tokenize.serving import ServingTokenization
 from vllm.renderers.chat_utils import load_chat_template
 from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -42,7 +44,7 @@ class VLLMProvider:
         os.environ.setdefault("VLLM_MEDIA_URL_ALLOW_REDIRECTS", "0")  # a redirect could leave the allowed hosts
         args = AsyncEngineArgs(model=path, served_model_name=self.model_name, **engine_arguments(config))
         self.engine = AsyncLLM.from_engine_args(args)
-        self._chat, self._completion, self._models = _serving(self.engine, config, self.model_name, path)
+        self._chat, self._completion, self._tokenize, self._models = _serving(self.engine, config, self.model_name, path)
         self.adapters = LoraAdapters(config.adapters_dir, self._models) if config.adapters_dir else None
         self.gate = BackgroundGate(config.background_while_interactive, config.background_quiet_s)
 
@@ -66,6 +68,15 @@ class VLLMProvider:
     async def completion(self, request: CompletionRequest, provider_model_id: str):
         served = await self._served_name(provider_model_id)
         return await self._generate(VLLMCompletionRequest, self._completion.create_completion, request, served)
+
+    async def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> int:
+        """The prompt tokens of a chat request: its messages and tools through the model's chat template."""
+        body = _body(request, await self._served_name(provider_model_id))
+        tokenize = {k: body[k] for k in _TOKENIZE_FIELDS if k in body}
+        result = await _call(self._tokenize.create_tokenize(_validated(TokenizeChatRequest, tokenize), None))
+        if isinstance(result, ErrorResponse):
+            raise _api_error(result)
+        return result.count
 
     async def _served_name(self, provider_model_id: str) -> str:
         """A LoRA adapter under adapters_dir (loaded on its first request) when the id names one, else
@@ -141,7 +152,8 @@ def _serving(engine: AsyncLLM, config: VLLMProviderConfig, name: str, path: str)
                              enable_prompt_tokens_details=True, **common, **tools)
     completion = OpenAIServingCompletion(engine, models, online_renderer=renderer, request_logger=None,
                                          enable_prompt_tokens_details=True)
-    return chat, completion, models
+    tokenize = ServingTokenization(models, renderer, chat_template=template, chat_template_content_format="auto")
+    return chat, completion, tokenize, models
 
 
 class LoraAdapters:
@@ -186,6 +198,9 @@ class LoraAdapters:
                                           param="model")
             return name
 
+
+# What a chat request tells the tokenizer: the rest only steers generation.
+_TOKENIZE_FIELDS = ("model", "messages", "tools", "add_generation_prompt", "continue_final_message")
 
 # OpenAI's default temperature, for requests of several choices that name none: a model whose
 # generation_config is greedy would give n copies of one answer, and vLLM refuses n > 1 greedily.

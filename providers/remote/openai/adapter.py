@@ -30,6 +30,7 @@ class OpenAICompatProvider:
     def __init__(self, config: OpenAICompatConfig):
         self.config = config
         self.base_url = config.base_url.rstrip("/")
+        self.root_url = self.base_url.removesuffix("/v1")
         self._headers = dict(config.extra_headers)
         if config.api_key is not None:
             self._headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
@@ -57,6 +58,18 @@ class OpenAICompatProvider:
     async def embeddings(self, request: EmbeddingRequest, provider_model_id: str) -> dict:
         return await self._forward("embeddings", request, provider_model_id)
 
+    async def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> int:
+        """Through vLLM's `POST /tokenize` beside the remote's /v1: a remote without it cannot count."""
+        body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        tokenize = {k: body[k] for k in ("messages", "tools", "add_generation_prompt", "continue_final_message") if k in body}
+        try:
+            data = await self._request("POST", "/tokenize", {"model": provider_model_id, **tokenize})
+        except APIError as exc:
+            raise type(exc)(f"counting tokens needs vLLM's POST /tokenize on the remote: {exc.message}") from None
+        if not isinstance(data.get("count"), int):
+            raise ProviderError(f"{self.root_url}/tokenize answered without a token count")
+        return data["count"]
+
     async def health(self) -> dict[str, Any]:
         try:
             await self._request("GET", "models")
@@ -80,8 +93,10 @@ class OpenAICompatProvider:
         return data
 
     async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """`path` under the base URL, or from the server's root when it starts with a slash."""
+        url = f"{self.root_url}{path}" if path.startswith("/") else f"{self.base_url}/{path}"
         try:
-            async with self._client().request(method, f"{self.base_url}/{path}", data=_encoded(body), headers=_JSON,
+            async with self._client().request(method, url, data=_encoded(body), headers=_JSON,
                                               timeout=self._whole) as response:
                 if response.status >= 400:
                     raise _remote_error(response.status, await response.read(), self.base_url)
