@@ -1,5 +1,6 @@
 """Every error that leaves the ingress is an OpenAI-style body with the right status code."""
 
+import json
 import logging
 import re
 
@@ -22,6 +23,59 @@ _HTTP_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: 
 def error_response(status: int, message: str, error_type: str, param: str | None = None, code: str | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
+
+
+# Anthropic's error types by status (its Messages API answers in its own error shape).
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}
+ANTHROPIC_PATHS = "/v1/messages"
+
+
+def anthropic_error(status: int, message: str) -> dict:
+    kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+class AnthropicErrorBodies:
+    """ASGI: under /v1/messages, every error body (the guard's, a validation error, a provider's) is
+    rewritten to Anthropic's shape. Its message names the field, as Anthropic's error has no `param`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(ANTHROPIC_PATHS):
+            return await self.app(scope, receive, send)
+        start: dict | None = None
+        body = b""
+
+        async def send_anthropic(message) -> None:
+            nonlocal start, body
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            rewritten = _anthropic_body(start["status"], body)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(rewritten)).encode())]})
+            await send({"type": "http.response.body", "body": rewritten})
+
+        await self.app(scope, receive, send_anthropic)
+
+
+def _anthropic_body(status: int, body: bytes) -> bytes:
+    try:
+        error = json.loads(body).get("error") or {}
+        message, param = str(error.get("message")), error.get("param")
+    except (ValueError, AttributeError):
+        message, param = body.decode(errors="replace")[:500], None
+    if param and param not in message:
+        message = f"{param}: {message}"
+    return json.dumps(anthropic_error(status, message)).encode()
 
 
 def api_error_response(exc: APIError) -> JSONResponse:

@@ -16,7 +16,7 @@ from providers.access.authenticators import Authenticator
 from providers.access.exposure import Exposure
 from providers.api.errors import APIError, AuthenticationError
 
-MISSING_TOKEN = "missing bearer token: send the header 'Authorization: Bearer <token>'"
+MISSING_TOKEN = "missing bearer token: send the header 'Authorization: Bearer <token>' (or 'x-api-key: <token>')"
 # Open with authentication on: load balancers' checks, and the docs when the operator says so.
 OPEN_PATHS = frozenset({"/v1/health", "/v1/version"})
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -60,12 +60,14 @@ class RequestGuard:
         return None
 
     async def _authenticate(self, headers: Headers, scope: dict[str, Any]) -> Identity:
+        """The token of `Authorization: Bearer`, or of `x-api-key` as Anthropic's clients send it."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = (token if scheme.lower() == "bearer" else "").strip() or headers.get("x-api-key", "").strip()
+        if not token:
             raise AuthenticationError(MISSING_TOKEN)
         context = {"method": scope["method"], "path": scope["path"],
-                   "headers": {k: v for k, v in headers.items() if k not in ("authorization", "cookie")}}
-        return await self.authenticator.authenticate(token.strip(), context)
+                   "headers": {k: v for k, v in headers.items() if k not in ("authorization", "x-api-key", "cookie")}}
+        return await self.authenticator.authenticate(token, context)
 
 
 def _too_large(limit: int) -> str:

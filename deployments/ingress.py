@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from deployments.colocated import close_colocated, colocate
-from deployments.errors import install_error_handlers
+from deployments.errors import AnthropicErrorBodies, install_error_handlers
 from deployments.guard import RequestGuard
 from deployments.metrics import RequestMetrics, sample_queue_depths
 from deployments.replicas import this_replica
@@ -22,6 +22,7 @@ from deployments.routes import (
     fine_tuning,
     inference,
     inspect,
+    messages,
     models,
     post_training,
     prompts,
@@ -51,13 +52,14 @@ INGRESS_DEFAULTS: dict[str, Any] = {
 
 def build_fastapi_app(services: Services, exposure: Exposure, *, traced: bool = False) -> FastAPI:
     app = FastAPI(title="raystack", docs_url="/docs", openapi_url="/openapi.json")
-    for module in (inference, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
+    for module in (inference, messages, stored_completions, models, files, vector_stores, prompts, safety, tools, conversations,
                    responses, batches, datasets, post_training, fine_tuning, eval, inspect):
         app.include_router(module.router)
     for router in scoring.routers:
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, exposure=exposure, authenticator=services.authenticator)
+    app.add_middleware(AnthropicErrorBodies)
     app.add_middleware(RequestMetrics)
     if traced:
         app.add_middleware(TracingMiddleware)

@@ -92,6 +92,26 @@ class ChatCompletionMessage(Reply):
     role: str
 
 
+class AnthropicUsage(Reply):
+    input_tokens: int
+    output_tokens: int
+
+
+class AnthropicMessage(Reply):
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"] | None
+    stop_sequence: str | None
+    usage: AnthropicUsage
+
+
+class TokenCount(Reply):
+    input_tokens: int
+
+
 class TextChoice(Reply):
     index: int
     text: str

@@ -6,7 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anthropic
 import httpx
+import jsonschema
 import openai
 import pytest
 import ray
@@ -341,3 +343,103 @@ def test_a_seed_beyond_64_bits_reaches_the_remote(http):
         response = http.post("/v1/chat/completions", json={"model": model, "seed": 2**70, "messages": [{"role": "user", "content": "x"}]})
         assert response.status_code == 200, response.text
         assert response.json()["choices"][0]["message"]["content"] == REPLY
+
+
+# ---------------------------------------------------------------- Anthropic's Messages API
+
+WEATHER = {"name": "get_weather", "description": "The weather in a city",
+           "input_schema": {"type": "object", "required": ["city", "unit"],
+                            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}}}}
+ASK = {"role": "user", "content": "What is the weather in Paris?"}
+
+
+@pytest.fixture
+def claude(serve_session, graph):
+    return anthropic.Anthropic(base_url=serve_session, api_key="unused", max_retries=0, timeout=30)
+
+
+def test_a_message_answers_in_anthropics_shape(claude):
+    reply = claude.messages.create(model="gpt-mock", max_tokens=64, system="Answer in one line.", messages=[ASK])
+    assert (reply.type, reply.role, reply.model) == ("message", "assistant", "gpt-mock")
+    assert reply.id.startswith("msg_")
+    assert [block.type for block in reply.content] == ["text"] and reply.content[0].text == REPLY
+    assert (reply.stop_reason, reply.stop_sequence) == ("end_turn", None)
+    assert reply.usage.input_tokens > 0 and reply.usage.output_tokens == 5
+    cut = claude.messages.create(model="gpt-mock", max_tokens=2, messages=[ASK])
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 2 and REPLY.startswith(cut.content[0].text)
+
+
+def test_a_forced_tool_gives_a_tool_use_block_and_its_result_continues_the_turn(claude):
+    reply = claude.messages.create(model="gpt-mock", max_tokens=64, messages=[ASK], tools=[WEATHER],
+                                   tool_choice={"type": "tool", "name": "get_weather"})
+    assert reply.stop_reason == "tool_use"
+    (call,) = reply.content
+    assert call.type == "tool_use" and call.name == "get_weather"
+    jsonschema.validate(call.input, WEATHER["input_schema"])
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "14 degrees, rain"}]}
+    history = [ASK, {"role": "assistant", "content": reply.content}, result]
+    follow = claude.messages.create(model="gpt-mock", max_tokens=64, tools=[WEATHER], messages=history)
+    assert follow.stop_reason == "end_turn" and follow.content[0].text == REPLY
+    counted = claude.messages.count_tokens(model="gpt-mock", tools=[WEATHER], messages=history).input_tokens
+    assert counted > claude.messages.count_tokens(model="gpt-mock", tools=[WEATHER], messages=[ASK]).input_tokens
+
+
+def test_a_stream_sends_anthropics_events_in_order(claude):
+    events = list(claude.messages.create(model="gpt-mock", max_tokens=64, messages=[ASK], stream=True))
+    kinds = [event.type for event in events]
+    assert kinds == ["message_start", "ping", "content_block_start", *["content_block_delta"] * 5,
+                     "content_block_stop", "message_delta", "message_stop"]
+    assert "".join(event.delta.text for event in events if event.type == "content_block_delta") == REPLY
+    end = events[-2]
+    assert end.delta.stop_reason == "end_turn" and end.usage.output_tokens == 5 and end.usage.input_tokens > 0
+
+
+def test_a_streamed_tool_call_arrives_as_input_json_deltas(claude):
+    with claude.messages.stream(model="gpt-mock", max_tokens=64, messages=[ASK], tools=[WEATHER],
+                                tool_choice={"type": "any"}) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    assert len(deltas) == 2 and all(delta.type == "input_json_delta" for delta in deltas)
+    assert final.stop_reason == "tool_use" and final.content[0].type == "tool_use"
+    jsonschema.validate(final.content[0].input, WEATHER["input_schema"])
+
+
+def test_count_tokens_counts_what_the_system_prompt_adds(claude):
+    bare = claude.messages.count_tokens(model="gpt-mock", messages=[ASK]).input_tokens
+    assert bare > 0
+    assert claude.messages.count_tokens(model="gpt-mock", system="You are a meteorologist. " * 10,
+                                        messages=[ASK]).input_tokens > bare + 20
+
+
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ({"model": "gpt-mock", "messages": [ASK]}, "max_tokens"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [{"role": "assistant", "content": "hi"}, ASK]}, "messages.0.role"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK, {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]}]}, "messages.1.content.0.tool_use_id"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "temperature": 1.5}, "temperature"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tool_choice": {"type": "tool", "name": "nope"},
+          "tools": [WEATHER]}, "tool_choice.name"),
+    ],
+)
+def test_a_bad_message_request_is_a_400_in_anthropics_shape(http, body, named):
+    response = http.post("/v1/messages", json=body)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert named in body["error"]["message"]
+
+
+def test_message_errors_reach_the_anthropic_sdk_as_its_own_exceptions(claude):
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude.messages.create(model="nope", max_tokens=8, messages=[ASK])
+    assert missing.value.body["error"]["type"] == "not_found_error" and "nope" in missing.value.body["error"]["message"]
+    with pytest.raises(anthropic.InternalServerError) as failed:
+        claude.messages.create(model="broken-500", max_tokens=8, messages=[ASK])
+    assert failed.value.status_code == 502 and failed.value.body["error"]["type"] == "api_error"
+    with pytest.raises(anthropic.APIStatusError, match="mid-stream"):
+        for _ in claude.messages.create(model="drops", max_tokens=8, messages=[ASK], stream=True):
+            pass

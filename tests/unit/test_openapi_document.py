@@ -28,4 +28,4 @@ def test_streaming_operations_declare_their_events_beside_the_whole_answer():
     streaming = {(method, path) for method, path, operation in operations()
                  if "text/event-stream" in operation["responses"].get("200", {}).get("content", {})}
     assert streaming == {("post", "/v1/chat/completions"), ("post", "/v1/completions"), ("post", "/v1/responses"),
-                         ("get", "/v1/responses/{response_id}")}
+                         ("get", "/v1/responses/{response_id}"), ("post", "/v1/messages")}
