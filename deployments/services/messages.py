@@ -47,6 +47,9 @@ def chat_request(request: CountTokensRequest | MessagesRequest) -> ChatCompletio
         body.update(max_tokens=request.max_tokens, stream=request.stream or None,
                     **{k: v for k, v in (("stop", request.stop_sequences), ("temperature", request.temperature),
                                          ("top_p", request.top_p), ("top_k", request.top_k)) if v is not None})
+        if request.output_config is not None and request.output_config.format is not None:
+            schema = request.output_config.format.schema_
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
         if request.metadata is not None and request.metadata.user_id:
             body["user"] = request.metadata.user_id
         if request.stream:

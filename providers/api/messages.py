@@ -68,6 +68,12 @@ class Tool(LenientWireModel):
     description: str | None = None
     input_schema: dict[str, Any]
 
+    @model_validator(mode="after")
+    def _takes_an_object(self):
+        if self.input_schema.get("type") != "object":
+            raise ValueError("input_schema.type: a tool's input is a JSON object, so its schema's type must be 'object'")
+        return self
+
 
 class AutoChoice(LenientWireModel):
     type: Literal["auto"]
@@ -113,6 +119,18 @@ class CountTokensRequest(LenientWireModel):
         return self
 
 
+class OutputFormat(LenientWireModel):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(LenientWireModel):
+    """`format` constrains the answer to a JSON schema; `effort` steers reasoning models and is ignored."""
+
+    effort: str | None = None
+    format: OutputFormat | None = None
+
+
 class MessagesRequest(CountTokensRequest):
     max_tokens: Annotated[int, Field(ge=1)]
     stop_sequences: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=16)] | None = None
@@ -121,6 +139,7 @@ class MessagesRequest(CountTokensRequest):
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Field(ge=1)] | None = None
     metadata: RequestMetadata | None = None
+    output_config: OutputConfig | None = None
 
 
 def check_conversation(messages: list[Message]) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import anthropic
 import httpx
 import numpy as np
 import openai
@@ -161,6 +162,98 @@ def test_forced_tool_call_streams(client):
     deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert deltas and deltas[0].function.name == "get_weather"
     assert isinstance(json.loads("".join(d.function.arguments or "" for d in deltas)), dict)
+
+
+@pytest.fixture(scope="module")
+def claude(starter):
+    return anthropic.Anthropic(base_url=BASE, api_key="unused", max_retries=0, timeout=120)
+
+
+FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+BRIEF = "You are a geography teacher. Answer in one sentence."
+GREEDY = {"temperature": 0}  # the SDK no longer names Anthropic's sampling parameters; the API takes them
+
+
+def test_a_message_asks_the_model_what_the_same_chat_completion_asks(client, claude):
+    """One path to the engine: greedy answers to the same system prompt and question are equal."""
+    chat = client.chat.completions.create(model=CHAT, messages=[{"role": "system", "content": BRIEF}, *FRANCE],
+                                          temperature=0, max_tokens=40)
+    reply = claude.messages.create(model=CHAT, system=BRIEF, messages=FRANCE, max_tokens=40, extra_body=GREEDY)
+    assert [block.type for block in reply.content] == ["text"]
+    assert reply.content[0].text == chat.choices[0].message.content and "paris" in reply.content[0].text.lower()
+    assert reply.stop_reason == {"stop": "end_turn", "length": "max_tokens"}[chat.choices[0].finish_reason]
+    assert reply.usage.output_tokens == chat.usage.completion_tokens
+    counted = claude.messages.count_tokens(model=CHAT, system=BRIEF, messages=FRANCE).input_tokens
+    assert counted == reply.usage.input_tokens + reply.usage.cache_read_input_tokens == chat.usage.prompt_tokens
+    longer = claude.messages.count_tokens(model=CHAT, system=BRIEF + " Be precise." * 10, messages=FRANCE).input_tokens
+    assert longer >= counted + 20
+
+
+def test_a_stop_sequence_is_named_as_the_reason_the_message_ended(claude):
+    free = claude.messages.create(model=CHAT, messages=FRANCE, max_tokens=40, extra_body=GREEDY).content[0].text
+    stopped = claude.messages.create(model=CHAT, messages=FRANCE, max_tokens=40, stop_sequences=["Paris"], extra_body=GREEDY)
+    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", "Paris")
+    assert stopped.content[0].text == free[: free.index("Paris")]
+
+
+def test_a_streamed_message_sends_anthropics_events_in_order(claude):
+    whole = claude.messages.create(model=CHAT, messages=FRANCE, max_tokens=24, extra_body=GREEDY)
+    events = list(claude.messages.create(model=CHAT, messages=FRANCE, max_tokens=24, stream=True, extra_body=GREEDY))
+    kinds = [event.type for event in events]
+    deltas = len(kinds) - 5  # the SDK drops `ping`
+    assert deltas > 1 and kinds == ["message_start", "content_block_start", *["content_block_delta"] * deltas,
+                                    "content_block_stop", "message_delta", "message_stop"]
+    assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == whole.content[0].text
+    assert events[-2].delta.stop_reason == whole.stop_reason and events[-2].usage.output_tokens == whole.usage.output_tokens
+
+
+def test_output_config_holds_a_message_to_a_json_schema(claude):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+              "required": ["city", "country"], "additionalProperties": False}
+    reply = claude.messages.create(model=CHAT, messages=[{"role": "user", "content": "Name the capital of France as JSON."}],
+                                   max_tokens=60, output_config={"format": {"type": "json_schema", "schema": schema}},
+                                   extra_body=GREEDY)
+    data = json.loads(reply.content[0].text)
+    assert set(data) == {"city", "country"} and all(isinstance(v, str) for v in data.values())
+
+
+ANTHROPIC_WEATHER = {"name": "get_weather", "description": "Weather in a city",
+                     "input_schema": WEATHER["function"]["parameters"]}
+WEATHER_IN_PARIS = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def test_a_forced_tool_use_and_its_result_continue_the_turn(claude):
+    reply = claude.messages.create(model=CHAT, messages=WEATHER_IN_PARIS, tools=[ANTHROPIC_WEATHER],
+                                   max_tokens=60, tool_choice={"type": "tool", "name": "get_weather"}, extra_body=GREEDY)
+    assert reply.stop_reason == "tool_use"
+    call = next(block for block in reply.content if block.type == "tool_use")
+    assert call.name == "get_weather" and isinstance(call.input["city"], str)
+    history = [*WEATHER_IN_PARIS, {"role": "assistant", "content": reply.content},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                             "content": "Light rain, 14 degrees Celsius"}]}]
+    follow = claude.messages.create(model=CHAT, messages=history, tools=[ANTHROPIC_WEATHER], max_tokens=40, extra_body=GREEDY)
+    assert follow.stop_reason in ("end_turn", "max_tokens") and follow.content[0].type == "text"
+    # The call and its result are in the prompt the model answered.
+    before = claude.messages.count_tokens(model=CHAT, messages=WEATHER_IN_PARIS, tools=[ANTHROPIC_WEATHER]).input_tokens
+    assert follow.usage.input_tokens + follow.usage.cache_read_input_tokens > before + 10
+
+
+def test_a_streamed_forced_tool_use_arrives_as_input_json_deltas(claude):
+    with claude.messages.stream(model=CHAT, messages=WEATHER_IN_PARIS, tools=[ANTHROPIC_WEATHER],
+                                max_tokens=60, tool_choice={"type": "tool", "name": "get_weather"},
+                                extra_body=GREEDY) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    assert any(e.type == "content_block_delta" and e.delta.type == "input_json_delta" for e in events)
+    call = next(block for block in final.content if block.type == "tool_use")
+    assert final.stop_reason == "tool_use" and isinstance(call.input["city"], str)
+
+
+def test_a_message_without_max_tokens_is_a_400_in_anthropics_shape(starter):
+    response = httpx.post(f"{BASE}/v1/messages", json={"model": CHAT, "messages": FRANCE}, timeout=30)
+    assert response.status_code == 400
+    assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
+                                                          "message": "missing required parameter 'max_tokens'"}}
 
 
 def test_completions_stream_and_not(client):

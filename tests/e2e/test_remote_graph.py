@@ -384,14 +384,19 @@ def test_a_forced_tool_gives_a_tool_use_block_and_its_result_continues_the_turn(
     assert counted > claude.messages.count_tokens(model="gpt-mock", tools=[WEATHER], messages=[ASK]).input_tokens
 
 
-def test_a_stream_sends_anthropics_events_in_order(claude):
-    events = list(claude.messages.create(model="gpt-mock", max_tokens=64, messages=[ASK], stream=True))
-    kinds = [event.type for event in events]
+def test_a_stream_sends_anthropics_events_in_order(http):
+    """Read off the wire: the SDK drops `ping` events."""
+    ask = {"model": "gpt-mock", "max_tokens": 64, "messages": [ASK], "stream": True}
+    with http.stream("POST", "/v1/messages", json=ask) as response:
+        frames = [frame.split("\n") for frame in response.read().decode().strip().split("\n\n")]
+    kinds = [kind.removeprefix("event: ") for kind, _ in frames]
+    events = [json.loads(data.removeprefix("data: ")) for _, data in frames]
     assert kinds == ["message_start", "ping", "content_block_start", *["content_block_delta"] * 5,
                      "content_block_stop", "message_delta", "message_stop"]
-    assert "".join(event.delta.text for event in events if event.type == "content_block_delta") == REPLY
+    assert [event["type"] for event in events] == kinds
+    assert "".join(event["delta"]["text"] for event in events if event["type"] == "content_block_delta") == REPLY
     end = events[-2]
-    assert end.delta.stop_reason == "end_turn" and end.usage.output_tokens == 5 and end.usage.input_tokens > 0
+    assert end["delta"]["stop_reason"] == "end_turn" and end["usage"]["output_tokens"] == 5 and end["usage"]["input_tokens"] > 0
 
 
 def test_a_streamed_tool_call_arrives_as_input_json_deltas(claude):
@@ -423,6 +428,10 @@ def test_count_tokens_counts_what_the_system_prompt_adds(claude):
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "temperature": 1.5}, "temperature"),
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tool_choice": {"type": "tool", "name": "nope"},
           "tools": [WEATHER]}, "tool_choice.name"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+         "tools.0"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tools": [{**WEATHER, "input_schema": {"type": "string"}}]},
+         "input_schema.type"),
     ],
 )
 def test_a_bad_message_request_is_a_400_in_anthropics_shape(http, body, named):

@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 
+import anthropic
 import httpx
 import pytest
 from ray import serve
@@ -129,6 +130,16 @@ def test_an_anonymous_upload_is_refused_before_its_body_is_read(serve_session):
         sock.settimeout(5)
         head = sock.recv(4096).decode(errors="replace")
     assert head.startswith("HTTP/1.1 401"), head[:200]
+
+
+def test_anthropic_clients_authenticate_with_x_api_key(serve_session, users):
+    ask = {"model": "chat", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    reply = anthropic.Anthropic(base_url=serve_session, api_key="tok-alice", max_retries=0).messages.create(**ask)
+    assert reply.content[0].text == "Fine."
+    for headers in ({}, {"x-api-key": "tok-mallory"}):
+        response = users["anonymous"].post("/v1/messages", json=ask, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["type"] == "error" and response.json()["error"]["type"] == "authentication_error"
 
 
 def test_a_foreign_host_is_refused(users):
