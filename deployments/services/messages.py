@@ -33,10 +33,11 @@ def chat_request(request: CountTokensRequest | MessagesRequest) -> ChatCompletio
     messages = [] if request.system is None else [{"role": "system", "content": _text(request.system)}]
     for message in request.messages:
         messages += _chat_messages(message.role, message.blocks())
-    body: dict[str, Any] = {"model": request.model, "messages": messages, "store": False}
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
     if request.tools:
-        body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                           "parameters": t.input_schema}} for t in request.tools]
+        body["tools"] = [{"type": "function", "function": {"name": t.name, "parameters": t.input_schema,
+                                                           **({"description": t.description} if t.description else {})}}
+                         for t in request.tools]
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice(request.tool_choice)
         if getattr(request.tool_choice, "disable_parallel_tool_use", None):
@@ -44,7 +45,7 @@ def chat_request(request: CountTokensRequest | MessagesRequest) -> ChatCompletio
     if request.messages[-1].role == "assistant":
         body.update(add_generation_prompt=False, continue_final_message=True)
     if isinstance(request, MessagesRequest):
-        body.update(max_tokens=request.max_tokens, stream=request.stream or None,
+        body.update(max_tokens=request.max_tokens,
                     **{k: v for k, v in (("stop", request.stop_sequences), ("temperature", request.temperature),
                                          ("top_p", request.top_p), ("top_k", request.top_k)) if v is not None})
         if request.output_config is not None and request.output_config.format is not None:
@@ -53,7 +54,7 @@ def chat_request(request: CountTokensRequest | MessagesRequest) -> ChatCompletio
         if request.metadata is not None and request.metadata.user_id:
             body["user"] = request.metadata.user_id
         if request.stream:
-            body["stream_options"] = {"include_usage": True}
+            body.update(stream=True, stream_options={"include_usage": True})
     return ChatCompletionRequest.model_validate(body)
 
 
