@@ -197,6 +197,18 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
         colocatable=True,
     ),
     ProviderSpec(
+        provider_type="remote::mlflow",
+        api="prompts",
+        module="providers.remote.mlflow",
+        config_class="providers.remote.mlflow.config:MLflowPromptsConfig",
+        description="Prompts in an MLflow tracking server's prompt registry (the [mlflow] extra)",
+        deployment_defaults={
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
+            "max_ongoing_requests": 64,
+            "ray_actor_options": {"num_cpus": 0},
+        },
+    ),
+    ProviderSpec(
         provider_type="inline::parquet",
         api="datasetio",
         module="providers.inline.parquet",

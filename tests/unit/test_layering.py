@@ -152,6 +152,7 @@ IMPLEMENTATIONS = {
     "remote::model-context-protocol": "providers.remote.mcp.runtime:MCPToolRuntime",
     "remote::tavily-search": "providers.remote.tavily_search.search:TavilySearch",
     "inline::parquet": "providers.inline.parquet.datasets:ParquetDatasets",
+    "remote::mlflow": "providers.remote.mlflow.prompts:MLflowPrompts",
     "inline::torchtune": "providers.inline.torchtune.provider:TorchtunePostTraining",
 }
 
