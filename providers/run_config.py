@@ -270,7 +270,11 @@ class RunConfig(StrictModel):
         if "responses" in self.apis and len(self.providers.get("agents", [])) != 1:
             raise ValueError("providers.agents: the responses api runs its turns in one agents provider "
                              "(provider_type inline::builtin); declare exactly one")
+        if len(self.providers.get("prompts", [])) > 1:
+            raise ValueError("providers.prompts: one prompts provider at most")
         for api in ("prompts", "conversations", "responses"):
+            if api == "prompts" and self.providers.get("prompts"):
+                continue  # kept by the provider's registry
             if api in self.apis and api not in self.storage.stores:
                 raise ValueError(f"storage.stores.{api}: the {api} api keeps its records in a '{api}' store; declare one")
         for api in ("datasetio", "post_training"):

@@ -17,7 +17,7 @@ from deployments.services.files import FileService
 from deployments.services.fine_tuning import FineTuningService
 from deployments.services.models import ModelService
 from deployments.services.post_training import PostTrainingService
-from deployments.services.prompts import PromptService
+from deployments.services.prompts import Prompts
 from deployments.services.responses import ResponseService
 from deployments.services.safety import SafetyService
 from deployments.services.scoring import ScoringService
@@ -77,7 +77,7 @@ async def vector_stores_of(services: ServicesDep) -> VectorStoreService:
                                            "provider and the vector_stores store")
 
 
-async def prompts_of(services: ServicesDep) -> PromptService:
+async def prompts_of(services: ServicesDep) -> Prompts:
     return _served(services.prompts, "no prompts: the run config needs 'prompts' under apis and a 'prompts' store")
 
 
@@ -145,7 +145,7 @@ ModelsDep = Annotated[ModelService, Depends(models_of)]
 ProvidersDep = Annotated[ProviderDirectory, Depends(providers_of)]
 FilesDep = Annotated[FileService, Depends(files_of)]
 StoresDep = Annotated[VectorStoreService, Depends(vector_stores_of)]
-PromptsDep = Annotated[PromptService, Depends(prompts_of)]
+PromptsDep = Annotated[Prompts, Depends(prompts_of)]
 SafetyDep = Annotated[SafetyService, Depends(safety_of)]
 ToolsDep = Annotated[ToolService, Depends(tools_of)]
 ConversationsDep = Annotated[ConversationService, Depends(conversations_of)]

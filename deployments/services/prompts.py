@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from deployments.services.prompt_registry import RegistryPromptService
 from providers.access import Identity
 from providers.api.errors import ConflictError, NotFoundError, PermissionDeniedError
 from providers.api.prompts import CreatePromptRequest, SetDefaultVersionRequest, UpdatePromptRequest, checked_variables, render
@@ -90,3 +91,6 @@ class PromptService:
     async def delete(self, user: Identity | None, prompt_id: str) -> None:
         await self.heads.delete(user, prompt_id)
         await self.versions.delete_where(prompt_id=prompt_id)
+
+
+Prompts = PromptService | RegistryPromptService  # the SQL store (inline::sql), or a registry provider (remote::mlflow)

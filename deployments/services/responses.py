@@ -21,7 +21,7 @@ from deployments.services.background_responses import BackgroundRuns
 from deployments.services.conversations import ConversationService
 from deployments.services.models import ModelService
 from deployments.services.pages import page_after
-from deployments.services.prompts import PromptService
+from deployments.services.prompts import Prompts
 from deployments.services.recording import StreamedCompletion
 from deployments.services.response_tools import ToolRunner, TurnTools
 from deployments.services.response_turn import (
@@ -53,7 +53,7 @@ _FORCED_SEARCHES = ({"type": "function", "function": {"name": "file_search"}},
 
 class ResponseService:
     def __init__(self, records: OwnedRecords, models: ModelService, tools: ToolRunner, *,
-                 prompts: PromptService | None, safety: SafetyService | None,
+                 prompts: Prompts | None, safety: SafetyService | None,
                  conversations: ConversationService | None, guardrails: list[str], background: BackgroundRuns,
                  max_steps: int = MAX_STEPS):
         """`guardrails`: the shields every response runs, whatever shields its request adds;

@@ -10,6 +10,7 @@ from deployments.clients import (
     DatasetIOClient,
     FilesClient,
     PostTrainingClient,
+    PromptsClient,
     ProviderDirectory,
     SafetyClient,
     ToolRuntimeClient,
@@ -28,7 +29,8 @@ from deployments.services.ingestion_pipeline import Pipeline, run_pipeline
 from deployments.services.mcp_servers import MCPServerPolicy
 from deployments.services.models import ModelService
 from deployments.services.post_training import PostTrainingService
-from deployments.services.prompts import PromptService
+from deployments.services.prompt_registry import RegistryPromptService
+from deployments.services.prompts import Prompts, PromptService
 from deployments.services.replica import Replica
 from deployments.services.response_tools import ToolRunner
 from deployments.services.responses import MAX_STEPS, ResponseService
@@ -58,7 +60,7 @@ class Services:
     models: ModelService
     files: FileService | None = None
     vector_stores: VectorStoreService | None = None
-    prompts: PromptService | None = None
+    prompts: Prompts | None = None
     safety: SafetyService | None = None
     tools: ToolService | None = None
     conversations: ConversationService | None = None
@@ -156,9 +158,13 @@ class _Opener:
                                   entry.provider_id, self.providers.client(entry.provider_id, VectorIOClient),
                                   self.config.vector_stores.ingestion, self.replica, self.execution.ingestion)
 
-    async def prompts(self) -> PromptService | None:
+    async def prompts(self) -> Prompts | None:
         if "prompts" not in self.config.apis:
             return None
+        entry = self._provider("prompts")
+        if entry is not None:
+            cache_ttl_s = get_spec(entry.provider_type).parse_config(entry.config).cache_ttl_s
+            return RegistryPromptService(self.providers.client(entry.provider_id, PromptsClient), self.policy, cache_ttl_s)
         heads = await self.records("prompts", resource_type="prompt", noun="prompt", id_param="prompt_id")
         versions = await self.records("prompts", "_versions", resource_type="prompt_version", noun="prompt version",
                                       id_param="version", filter_columns=("prompt_id",))
@@ -186,7 +192,7 @@ class _Opener:
         return ConversationService(records, items)
 
     async def responses(self, vector_stores: VectorStoreService | None, tools: ToolService | None,
-                        prompts: PromptService | None, safety: SafetyService | None,
+                        prompts: Prompts | None, safety: SafetyService | None,
                         conversations: ConversationService | None) -> ResponseService | None:
         if "responses" not in self.config.apis:
             return None
