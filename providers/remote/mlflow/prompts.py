@@ -94,17 +94,18 @@ class MLflowPrompts:
         prompt = self.client.get_prompt(prompt_id) if versions else None
         if prompt is None:
             return None
-        default = self._missing_as_none(lambda: self.client.get_prompt_version_by_alias(prompt_id, self.config.default_alias))
+        default = self._missing_as_none(lambda: self.client.get_prompt_version_by_alias(prompt_id, self.config.default_alias),
+                                        also="INVALID_PARAMETER_VALUE")  # MLflow's answer for an alias no version has
         tags = {k: v for k, v in prompt.tags.items() if not k.startswith("_mlflow")}
         return {"prompt_id": prompt_id, "tags": tags, "latest_version": max(versions),
                 "default_version": int(default.version) if default is not None else max(versions)}
 
     @staticmethod
-    def _missing_as_none(call: Callable[[], T]) -> T | None:
+    def _missing_as_none(call: Callable[[], T], also: str | None = None) -> T | None:
         try:
             return call()
         except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", also):
                 return None
             raise
 
