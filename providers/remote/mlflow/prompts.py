@@ -47,9 +47,10 @@ class MLflowPrompts:
         return sorted(({"version": int(v.version), "prompt": v.template} for v in found), key=lambda v: v["version"])
 
     async def heads(self) -> list[dict[str, Any]]:
+        """Every prompt's head: two calls to the server each, after the search that gives their tags."""
         def heads() -> list[dict[str, Any]]:
             found = self.client.search_prompts(max_results=self.config.max_prompts)
-            return [head for head in (self._head(prompt.name) for prompt in found) if head is not None]
+            return [head for head in (self._head(prompt.name, prompt.tags) for prompt in found) if head is not None]
         return await self._call(heads)
 
     async def add_version(self, prompt_id: str, template: str, latest: int) -> int:
@@ -86,17 +87,20 @@ class MLflowPrompts:
     async def shutdown(self) -> None:
         return None
 
-    def _head(self, prompt_id: str) -> dict[str, Any] | None:
-        """The prompt's tags, latest version and default version; None when there is no such prompt."""
+    def _head(self, prompt_id: str, tags: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """The prompt's tags (read unless given), latest version and default version; None when there
+        is no such prompt."""
         # Versions first: MLflow's get_prompt answers None for a server it cannot reach, as for a missing prompt.
         found = self._missing_as_none(lambda: self.client.search_prompt_versions(prompt_id, max_results=self.config.max_prompts))
         versions = [int(v.version) for v in found or []]
-        prompt = self.client.get_prompt(prompt_id) if versions else None
-        if prompt is None:
+        if tags is None:
+            prompt = self.client.get_prompt(prompt_id) if versions else None
+            tags = None if prompt is None else prompt.tags
+        if not versions or tags is None:
             return None
         default = self._missing_as_none(lambda: self.client.get_prompt_version_by_alias(prompt_id, self.config.default_alias),
                                         also="INVALID_PARAMETER_VALUE")  # MLflow's answer for an alias no version has
-        tags = {k: v for k, v in prompt.tags.items() if not k.startswith("_mlflow")}
+        tags = {k: v for k, v in tags.items() if not k.startswith("_mlflow")}
         return {"prompt_id": prompt_id, "tags": tags, "latest_version": max(versions),
                 "default_version": int(default.version) if default is not None else max(versions)}
 
