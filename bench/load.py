@@ -1,4 +1,5 @@
-"""A closed-loop load client for OpenAI chat completions or responses, and server CPU accounting.
+"""A closed-loop load client for OpenAI chat completions or responses, or Anthropic messages, and
+server CPU accounting.
 
 `concurrency` workers each send one request after another for a warm-up, then for `duration_s`;
 a request counts when it completes inside the measured window. The client runs on aiohttp and
@@ -37,7 +38,7 @@ class LoadSpec:
     warmup_s: float = 2.0
     server_pids: tuple[int, ...] = ()
     timeout_s: float = 60.0
-    api: Literal["chat", "responses"] = "chat"
+    api: Literal["chat", "responses", "messages"] = "chat"
     store: bool = False  # responses only: store each response
     cores: tuple[int, ...] = ()  # the client's CPU cores (all if empty)
     max_tokens: int | None = None  # chat only: the answer's length, with ignore_eos exactly this
@@ -139,8 +140,8 @@ class _StreamError(Exception):
 
 async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
     """Read an SSE stream to its end (chat: `[DONE]`, or the connection closed after a choice's
-    `finish_reason`, as OGX ends it; responses: `response.completed`); returns when the first
-    content arrived."""
+    `finish_reason`, as OGX ends it; responses: `response.completed`; messages: `message_stop`);
+    returns when the first content arrived."""
     first: float | None = None
     finished = False
     async for line in response.content:
@@ -151,7 +152,7 @@ async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
         event = json.loads(line[5:])
         if "error" in event or event.get("type") in ("error", "response.failed"):  # chat's error chunk; responses' events
             raise _StreamError("error event in stream")
-        if event.get("type") == "response.completed":
+        if event.get("type") in ("response.completed", "message_stop"):
             return first
         if first is None and _has_content(event):
             first = time.perf_counter()
@@ -162,7 +163,7 @@ async def _read_stream(response: aiohttp.ClientResponse) -> float | None:
 
 
 def _has_content(event: dict) -> bool:
-    if event.get("type") == "response.output_text.delta":
+    if event.get("type") in ("response.output_text.delta", "content_block_delta"):
         return True
     choices = event.get("choices") or [{}]
     return bool((choices[0].get("delta") or {}).get("content") or choices[0].get("text"))
@@ -199,6 +200,9 @@ async def _measure_cpu(window: _Window, pids: tuple[int, ...]) -> tuple[float, f
 def _request_body(spec: LoadSpec) -> bytes:
     if spec.api == "responses":
         return json.dumps({"model": spec.model, "input": "Say hello.", "stream": spec.stream, "store": spec.store}).encode()
+    if spec.api == "messages":
+        return json.dumps({"model": spec.model, "max_tokens": spec.max_tokens or 256, "stream": spec.stream,
+                           "messages": [{"role": "user", "content": "Say hello."}]}).encode()
     body: dict = {"model": spec.model, "messages": [{"role": "user", "content": "Say hello."}], "stream": spec.stream}
     if spec.stream:
         body["stream_options"] = {"include_usage": True}
@@ -213,7 +217,7 @@ async def _load(spec: LoadSpec) -> LoadResult:
     window = _Window(spec)
     connector = aiohttp.TCPConnector(limit=spec.concurrency)
     timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
-    path = "/responses" if spec.api == "responses" else "/chat/completions"
+    path = {"responses": "/responses", "messages": "/messages"}.get(spec.api, "/chat/completions")
     url, body = spec.base_url.rstrip("/") + path, _request_body(spec)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         cpu = asyncio.create_task(_measure_cpu(window, spec.server_pids))

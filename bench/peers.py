@@ -2,14 +2,15 @@
 PyPI) and raystack's graph, each in front of the same loopback OpenAI mock, the inference store on
 SQLite in both.
 
-    python -m bench.peers [--install-peers] [--rounds 2] [--duration 20] [--concurrency 50]
-                          [--chunks 10] [--server-cores 0] [--client-cores 1] [--plot PATH]
+    python -m bench.peers [--install-peers] [--api chat|messages] [--rounds 2] [--duration 20]
+                          [--concurrency 50] [--chunks 10] [--server-cores 0] [--client-cores 1] [--plot PATH]
 
 Each server runs alone, as its users start it (`ogx run --insecure run.yaml`, one worker;
 `serve run graphs.builder:build config=run.yaml`), pinned to `--server-cores` with `taskset`,
 while the mock and the load client share `--client-cores`. Rounds go OGX, raystack, OGX,
 raystack..., one server up at a time; each round loads the server non-streaming, then streaming
-(`--chunks` content chunks per reply). CPU per request is the server's whole process tree (for
+(`--chunks` content chunks per reply), through OpenAI's chat completions or (`--api messages`)
+Anthropic's Messages API. CPU per request is the server's whole process tree (for
 raystack: Ray's own processes, the replicas and HAProxy). Prints every run, the medians and the
 ratios raystack / OGX.
 
@@ -98,9 +99,11 @@ def ogx_run_config(mock_url: str, state: Path, port: int) -> dict[str, Any]:
     return {
         "version": 2,
         "distro_name": "bench",
-        "apis": ["inference"],
+        "apis": ["inference", "messages"],
         "providers": {"inference": [{"provider_id": "openai", "provider_type": "remote::openai",
-                                     "config": {"api_key": "sk-mock", "base_url": mock_url}}]},
+                                     "config": {"api_key": "sk-mock", "base_url": mock_url}}],
+                      "messages": [{"provider_id": "builtin", "provider_type": "inline::builtin",
+                                    "config": {"kvstore": {"namespace": "messages", "backend": "kv_default"}}}]},
         "storage": {
             "backends": {"kv_default": {"type": "kv_sqlite", "db_path": str(state / "kvstore.db")},
                          "sql_default": {"type": "sql_sqlite", "db_path": str(state / "sql_store.db")}},
@@ -223,7 +226,7 @@ def run_rounds(servers: list[Server], args: argparse.Namespace, mock_url: str) -
             with running(server, mock_url, args.server_cores) as pid:
                 for mode in MODES:
                     spec = LoadSpec(server.base_url, server.model, args.concurrency, args.duration, mode == "stream",
-                                    args.warmup, (pid,), cores=cores)
+                                    args.warmup, (pid,), cores=cores, api=args.api)
                     result = run_load_in_process(spec)
                     results[mode][server.name].append(result)
                     print(f"{f'{round_no} {server.name} {mode}':30}{_cells(result)}", flush=True)
@@ -276,6 +279,8 @@ def plot(results: Results, path: str, title: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--install-peers", action="store_true", help=f"make OGX {OGX_VERSION}'s venv if missing")
+    parser.add_argument("--api", choices=("chat", "messages"), default="chat",
+                        help="OpenAI's /v1/chat/completions or Anthropic's /v1/messages")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each run")
@@ -306,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
         results = run_rounds(servers, args, mock.base_url)
     print_table(results)
     if args.plot:
-        plot(results, args.plot, f"{args.concurrency} clients, each server alone on core {args.server_cores}, inference store on SQLite")
+        plot(results, args.plot, f"{args.api}: {args.concurrency} clients, each server alone on core {args.server_cores}, "
+                                 "inference store on SQLite")
 
 
 if __name__ == "__main__":
