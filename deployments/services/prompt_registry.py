@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from deployments.clients import PromptsClient
 from providers.access import AccessPolicy, Identity
-from providers.api.errors import ConflictError, NotFoundError, PermissionDeniedError
+from providers.api.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from providers.api.prompts import (
     CreatePromptRequest,
     SetDefaultVersionRequest,
@@ -119,10 +119,16 @@ class RegistryPromptService:
         return render((await self.get(user, prompt_id, version))["prompt"], values)
 
     async def list(self, user: Identity | None) -> dict[str, Any]:
-        heads = [head for head in await self.registry.heads() if self._may(user, "read", head["prompt_id"], head)]
-        return {"object": "list", "data": [
-            self._view(head["prompt_id"], head["default_version"],
-                       await self._template(head["prompt_id"], head["default_version"]), head) for head in heads]}
+        """The caller's prompts at their default versions; one whose default is a chat prompt is left out."""
+        data = []
+        for head in await self.registry.heads():
+            if self._may(user, "read", head["prompt_id"], head):
+                try:
+                    template = await self._template(head["prompt_id"], head["default_version"])
+                except InvalidRequestError:
+                    continue
+                data.append(self._view(head["prompt_id"], head["default_version"], template, head))
+        return {"object": "list", "data": data}
 
     async def versions_of(self, user: Identity | None, prompt_id: str) -> dict[str, Any]:
         head = await self._head(user, prompt_id)

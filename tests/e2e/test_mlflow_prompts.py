@@ -132,6 +132,12 @@ def test_a_prompt_registered_in_mlflow_drives_a_responses_turn(users, mlflow, gr
     shown = wait_for(lambda: (p := ok(users["bob"].get("/v1/prompts/pirate-voice")))["version"] == 2 and p,
                      timeout_s=CACHE_TTL_S + 10)
     assert shown["prompt"].startswith("You are a pirate captain.") and shown["is_default"]
+    # A chat prompt (a list of messages) has no shape in the Prompts API: a 400 naming it, left out of lists.
+    mlflow_client.register_prompt("pirate-chat", [{"role": "system", "content": "Arr, {{ nickname }}."}])
+    chat_prompt = users["bob"].get("/v1/prompts/pirate-chat")
+    assert chat_prompt.status_code == 400 and "chat prompt" in chat_prompt.json()["error"]["message"]
+    listed = {p["prompt_id"] for p in ok(users["bob"].get("/v1/prompts"))["data"]}
+    assert "pirate-voice" in listed and "pirate-chat" not in listed
 
 
 def test_a_stopped_mlflow_is_a_503_for_prompts_and_the_rest_keeps_serving(users, mlflow, graph):

@@ -14,7 +14,14 @@ from typing import Any, Callable, TypeVar
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from providers.api.errors import APIError, ConflictError, NotFoundError, ProviderError, ServiceUnavailableError
+from providers.api.errors import (
+    APIError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    ServiceUnavailableError,
+)
 from providers.remote.mlflow.config import MLflowPromptsConfig
 
 T = TypeVar("T")
@@ -39,12 +46,18 @@ class MLflowPrompts:
         return await self._call(lambda: self._head(prompt_id))
 
     async def version(self, prompt_id: str, version: int) -> str | None:
+        """A text template; a chat prompt (a list of messages) is a 400, as the Prompts API has none."""
         found = await self._call(lambda: self._missing_as_none(lambda: self.client.get_prompt_version(prompt_id, version)))
+        if found is not None and not found.is_text_prompt:
+            raise InvalidRequestError(f"version {version} of prompt '{prompt_id}' is a chat prompt in MLflow (a list of "
+                                      "messages); the Prompts API serves text prompts only", param="prompt_id")
         return None if found is None else found.template
 
     async def versions(self, prompt_id: str) -> list[dict[str, Any]]:
+        """The text versions; chat versions are left out."""
         found = await self._call(lambda: self.client.search_prompt_versions(prompt_id, max_results=self.config.max_prompts))
-        return sorted(({"version": int(v.version), "prompt": v.template} for v in found), key=lambda v: v["version"])
+        return sorted(({"version": int(v.version), "prompt": v.template} for v in found if v.is_text_prompt),
+                      key=lambda v: v["version"])
 
     async def heads(self) -> list[dict[str, Any]]:
         """Every prompt's head: two calls to the server each, after the search that gives their tags."""
