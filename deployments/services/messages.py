@@ -8,7 +8,9 @@ import uuid
 from typing import Any, Iterator
 
 import orjson
+from pydantic import ValidationError
 
+from deployments.errors import validation_error
 from providers.api.errors import ProviderError
 from providers.api.inference import ChatCompletionRequest
 from providers.api.messages import (
@@ -55,7 +57,10 @@ def chat_request(request: CountTokensRequest | MessagesRequest) -> ChatCompletio
             body["user"] = request.metadata.user_id
         if request.stream:
             body.update(stream=True, stream_options={"include_usage": True})
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:  # a history Anthropic's rules admit but a chat request cannot carry
+        raise validation_error(exc) from None
 
 
 def _text(content: str | list[TextBlock]) -> str:

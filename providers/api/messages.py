@@ -54,7 +54,7 @@ ContentBlock = Annotated[Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBl
 
 class Message(LenientWireModel):
     role: Literal["user", "assistant"]
-    content: str | list[ContentBlock]
+    content: str | Annotated[list[ContentBlock], Field(min_length=1)]
 
     def blocks(self) -> list[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock]:
         return [TextBlock(type="text", text=self.content)] if isinstance(self.content, str) else self.content

@@ -426,6 +426,7 @@ def test_count_tokens_counts_what_the_system_prompt_adds(claude):
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK, {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]}]}, "messages.1.content.0.tool_use_id"),
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "temperature": 1.5}, "temperature"),
+        ({"model": "gpt-mock", "max_tokens": 8, "messages": [{"role": "user", "content": []}]}, "messages.0.content"),
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tool_choice": {"type": "tool", "name": "nope"},
           "tools": [WEATHER]}, "tool_choice.name"),
         ({"model": "gpt-mock", "max_tokens": 8, "messages": [ASK], "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
