@@ -225,6 +225,10 @@ class EmbeddingRequest(LenientWireModel):
     user: str | None = None
 
 
+# What a chat request tells a tokenizer (vLLM's /tokenize); the rest only steers generation.
+TOKENIZE_FIELDS = ("messages", "tools", "add_generation_prompt", "continue_final_message")
+
+
 # ---------------------------------------------------------------- provider contract
 
 

@@ -27,7 +27,7 @@ from vllm.renderers.online_renderer import OnlineRenderer
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from providers.api.errors import APIError, InvalidRequestError, ProviderError, ServiceUnavailableError
-from providers.api.inference import ChatCompletionRequest, CompletionRequest, ProviderModel
+from providers.api.inference import TOKENIZE_FIELDS, ChatCompletionRequest, CompletionRequest, ProviderModel
 from providers.inline.vllm.background import BackgroundGate
 from providers.inline.vllm.config import VLLMProviderConfig
 from providers.inline.vllm.local_models import builtin_chat_template, builtin_engine_args, resolve_model
@@ -72,7 +72,7 @@ class VLLMProvider:
     async def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> int:
         """The prompt tokens of a chat request: its messages and tools through the model's chat template."""
         body = _body(request, await self._served_name(provider_model_id))
-        tokenize = {k: body[k] for k in _TOKENIZE_FIELDS if k in body}
+        tokenize = {"model": body["model"], **{k: body[k] for k in TOKENIZE_FIELDS if k in body}}
         result = await _call(self._tokenize.create_tokenize(_validated(TokenizeChatRequest, tokenize), None))
         if isinstance(result, ErrorResponse):
             raise _api_error(result)
@@ -198,9 +198,6 @@ class LoraAdapters:
                                           param="model")
             return name
 
-
-# What a chat request tells the tokenizer: the rest only steers generation.
-_TOKENIZE_FIELDS = ("model", "messages", "tools", "add_generation_prompt", "continue_final_message")
 
 # OpenAI's default temperature, for requests of several choices that name none: a model whose
 # generation_config is greedy would give n copies of one answer, and vLLM refuses n > 1 greedily.

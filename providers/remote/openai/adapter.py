@@ -18,6 +18,7 @@ from providers.api.errors import (
     RateLimitError,
 )
 from providers.api.inference import (
+    TOKENIZE_FIELDS,
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
@@ -61,7 +62,7 @@ class OpenAICompatProvider:
     async def count_tokens(self, request: ChatCompletionRequest, provider_model_id: str) -> int:
         """Through vLLM's `POST /tokenize` beside the remote's /v1: a remote without it cannot count."""
         body = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
-        tokenize = {k: body[k] for k in ("messages", "tools", "add_generation_prompt", "continue_final_message") if k in body}
+        tokenize = {k: body[k] for k in TOKENIZE_FIELDS if k in body}
         try:
             data = await self._request("POST", "/tokenize", {"model": provider_model_id, **tokenize})
         except APIError as exc:
