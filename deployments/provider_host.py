@@ -39,6 +39,8 @@ class ProviderDeployment:
 
     async def _method(self, method: str):
         function = getattr(self.provider, method, None)
+        if function is None and method == "health":
+            return _no_health_check
         if function is None or method.startswith("_"):
             raise InvalidRequestError(f"provider '{self.provider_id}' ({self.provider_type}) does not support {method}")
         return function
@@ -171,3 +173,8 @@ async def batched(chunks: AsyncIterator[Any], window_s: float) -> AsyncIterator[
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _no_health_check() -> dict[str, str]:
+    """Llama Stack's health for a provider that has no check of its own."""
+    return {"status": "Not Implemented", "message": "the provider has no health check; its replica answers"}

@@ -1,5 +1,6 @@
 """Every provider of the graph by id: its API, run-config entry and typed client."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ CLIENT_BY_API: dict[str, type[ProviderClient]] = {
     "prompts": PromptsClient, "agents": AgentsClient,
 }
 C = TypeVar("C", bound=ProviderClient)
+PROVIDER_HEALTH_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,11 @@ class ProviderDirectory:
         return self.client(provider_id, InferenceClient)
 
     async def health(self, provider_id: str) -> dict[str, Any]:
+        """The provider's own health; a provider that fails or does not answer within
+        PROVIDER_HEALTH_TIMEOUT_S reports an error, it does not fail or stall the listing."""
         try:
-            return await self.route(provider_id).client.health()
-        except Exception as exc:  # a failing provider reports, it does not fail the listing
+            return await asyncio.wait_for(self.route(provider_id).client.health(), PROVIDER_HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            return {"status": "Error", "message": f"no answer in {PROVIDER_HEALTH_TIMEOUT_S:g} s"}
+        except Exception as exc:
             return {"status": "Error", "message": f"{type(exc).__name__}: {exc}"}
