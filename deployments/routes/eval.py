@@ -4,8 +4,8 @@
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from deployments.routes.dependencies import EvalDep, UserDep
-from deployments.routes.replies import BenchmarkObject, Data, EvalJob, Evaluation, replies
+from deployments.routes.dependencies import EvalDep, Limit, UserDep
+from deployments.routes.replies import BenchmarkObject, Data, EvalJob, Evaluation, ListedEvalJob, Page, replies
 from providers.api.eval import EvaluateRowsRequest, RegisterBenchmarkRequest, RunEvalRequest
 
 router = APIRouter(prefix="/v1alpha/eval/benchmarks", tags=["Eval"])
@@ -37,6 +37,12 @@ async def unregister_benchmark(benchmark_id: str, evals: EvalDep, user: UserDep)
 @router.post("/{benchmark_id}/jobs", **replies(EvalJob))
 async def run_eval(benchmark_id: str, request: RunEvalRequest, evals: EvalDep, user: UserDep):
     return await evals.run(user, benchmark_id, request.benchmark_config)
+
+
+@router.get("/{benchmark_id}/jobs", **replies(Page[ListedEvalJob]))
+async def list_jobs(benchmark_id: str, evals: EvalDep, user: UserDep, after: str | None = None, limit: Limit = 20):
+    """The caller's evaluation jobs of the benchmark, newest first (not in Llama Stack's spec)."""
+    return await evals.jobs_of(user, benchmark_id, after, limit)
 
 
 @router.get("/{benchmark_id}/jobs/{job_id}", **replies(EvalJob))

@@ -349,6 +349,13 @@ class EvalJob(Reply):
     error: str | None = None
 
 
+class ListedEvalJob(EvalJob):
+    id: str
+    benchmark_id: str
+    created_at: int
+    completed_at: int | None = None
+
+
 class Evaluation(Reply):
     generations: list[dict[str, Any]]
     scores: dict[str, ScoringResult]
@@ -433,6 +440,20 @@ class ProviderInfo(Reply):
     provider_type: str
     config: dict[str, Any]
     health: dict[str, Any]
+
+
+class DeploymentInfo(Reply):
+    name: str
+    status: str
+    message: str
+    replicas: dict[str, int]
+    provider: dict[str, Any] | None
+
+
+class GraphStatus(Reply):
+    application: str
+    dashboard_url: str | None
+    deployments: list[DeploymentInfo]
 
 
 class RouteInfo(Reply):

@@ -83,6 +83,13 @@ class EvalService:
     async def status(self, user: Identity | None, benchmark_id: str, job_id: str) -> dict[str, Any]:
         return _job(await self._job(user, benchmark_id, job_id))
 
+    async def jobs_of(self, user: Identity | None, benchmark_id: str, after: str | None, limit: int) -> dict[str, Any]:
+        """The caller's jobs of a benchmark, newest first."""
+        await self.benchmarks.get(user, benchmark_id)
+        page = await self.jobs.list(user, after=after, limit=limit, order="desc", benchmark_id=benchmark_id)
+        return {**page, "data": [{**_job(r), "id": r["id"], "benchmark_id": benchmark_id, "created_at": r["created_at"],
+                                  "completed_at": r["completed_at"]} for r in page["data"]]}
+
     async def result(self, user: Identity | None, benchmark_id: str, job_id: str) -> dict[str, Any]:
         record = await self._job(user, benchmark_id, job_id)
         if record["status"] != "completed":
