@@ -1,4 +1,4 @@
-"""GET /v1/health, /v1/version, /v1/providers[/{id}], /v1/inspect/routes."""
+"""GET /v1/health, /v1/version, /v1/providers[/{id}], /v1/inspect/routes, /v1/inspect/graph."""
 
 import asyncio
 import re
@@ -10,7 +10,8 @@ from fastapi.routing import APIRoute
 
 from deployments.clients import ProviderRoute
 from deployments.routes.dependencies import ModelsDep, ProvidersDep, UserDep, user_of
-from deployments.routes.replies import Data, Health, ProviderInfo, RouteInfo, Version, replies
+from deployments.routes.replies import Data, GraphStatus, Health, ProviderInfo, RouteInfo, Version, replies
+from deployments.services.graph import graph_status
 from providers.access.policy import AccessPolicy
 from providers.registry import get_spec
 
@@ -73,6 +74,12 @@ async def list_routes(request: Request, providers: ProvidersDep):
         for method in sorted(route.methods):
             data.append({"route": route.path, "method": method, "provider_types": provider_types})
     return {"data": data}
+
+
+@router.get("/inspect/graph", dependencies=signed_in, **replies(GraphStatus))
+async def inspect_graph(providers: ProvidersDep):
+    """This application's deployments, their replicas and providers' health, and the Ray dashboard's URL."""
+    return await graph_status(providers)
 
 
 def _provider_info(route: ProviderRoute, health: dict, admin: bool) -> dict:
