@@ -11,6 +11,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from deployments.errors import error_response
+from deployments.routes.console import is_console_path
 from providers.access import Identity
 from providers.access.authenticators import Authenticator
 from providers.access.exposure import Exposure
@@ -35,7 +36,7 @@ class RequestGuard:
         headers = Headers(scope=scope)
         limit = self.exposure.body_limit(headers.get("content-type"))
         refusal = self._refusal(headers, limit)
-        if refusal is None and self.authenticator is not None and scope["path"] not in self.open_paths:
+        if refusal is None and self.authenticator is not None and not self._open(scope["path"]):
             try:
                 scope.setdefault("state", {})["user"] = await self._authenticate(headers, scope)
             except APIError as exc:
@@ -43,6 +44,10 @@ class RequestGuard:
         if refusal is not None:
             return await refusal(scope, receive, send)
         await self.app(scope, _capped(receive, limit), send)
+
+    def _open(self, path: str) -> bool:
+        """Paths served without a token: health, version, the console's files and (if public) the docs."""
+        return path in self.open_paths or is_console_path(path)
 
     def _refusal(self, headers: Headers, limit: int):
         host = headers.get("host")

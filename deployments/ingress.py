@@ -15,6 +15,7 @@ from deployments.metrics import RequestMetrics, sample_queue_depths
 from deployments.replicas import this_replica
 from deployments.routes import (
     batches,
+    console,
     conversations,
     datasets,
     eval,
@@ -57,6 +58,7 @@ def build_fastapi_app(services: Services, exposure: Exposure, *, traced: bool = 
         app.include_router(module.router)
     for router in scoring.routers:
         app.include_router(router)
+    app.mount(console.PREFIX, console.ConsoleFiles(), name="console")
     install_error_handlers(app)
     app.add_middleware(RequestGuard, exposure=exposure, authenticator=services.authenticator)
     app.add_middleware(AnthropicErrorBodies)
