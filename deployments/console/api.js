@@ -1,6 +1,8 @@
 // Calls to the server's public API, with the token the user typed (kept in session storage).
 
 const TOKEN_KEY = "raystack.token";
+// The server's root: the console is at <root>/ui/, so it also works under a Serve route prefix.
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 export const token = {
   get: () => sessionStorage.getItem(TOKEN_KEY) || "",
@@ -37,7 +39,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     init.body = JSON.stringify(body);
     init.headers = headers({ "Content-Type": "application/json" });
   }
-  const response = await check(await fetch(path, init));
+  const response = await check(await fetch(ROOT + path, init));
   return response.status === 204 ? null : response.json();
 }
 
@@ -57,7 +59,7 @@ export async function all(path, max = 500) {
 
 /** POST a streamed call and hand each server-sent event's JSON (with its `event:` name) to `onEvent`. */
 export async function stream(path, body, onEvent, signal) {
-  const response = await check(await fetch(path, {
+  const response = await check(await fetch(ROOT + path, {
     method: "POST", signal, body: JSON.stringify({ ...body, stream: true }),
     headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
   }));

@@ -1,6 +1,6 @@
 // The console's shell: the token field, the navigation, and one page at a time by the URL's hash.
 import { token } from "./api.js";
-import { clear, errorBox } from "./dom.js";
+import { errorBox, h } from "./dom.js";
 
 const PAGES = {
   playground: () => import("./pages/playground.js"),
@@ -11,7 +11,7 @@ const PAGES = {
   graph: () => import("./pages/graph.js"),
 };
 
-let leave = null; // the shown page's cleanup (timers, streams)
+let current = null; // the page shown: its view element and its cleanup (timers, streams)
 
 /** `#/logs?model=x` -> ["logs", URLSearchParams("model=x")] */
 function route() {
@@ -19,22 +19,27 @@ function route() {
   return [PAGES[name] ? name : "playground", new URLSearchParams(query || "")];
 }
 
+/** Shows the page the hash names in a view of its own: a page still loading when the user moves on
+ * keeps filling its own (detached) view, and is cleaned up once it is done. */
 async function show() {
   const [name, params] = route();
-  const main = document.getElementById("main");
-  if (leave) leave();
-  leave = null;
+  if (current && current.leave) current.leave();
+  const visit = { view: h("div", { class: "view" }), leave: null };
+  current = visit;
   for (const link of document.querySelectorAll("nav a")) {
     if (link.getAttribute("href") === `#/${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  clear(main);
+  const main = document.getElementById("main");
+  main.replaceChildren(visit.view);
   main.dataset.page = name;
   try {
     const page = await PAGES[name]();
-    leave = await page.render(main, params) || null;
+    const leave = await page.render(visit.view, params) || null;
+    if (current === visit) visit.leave = leave;
+    else if (leave) leave();
   } catch (error) {
-    main.append(errorBox(error));
+    visit.view.append(errorBox(error));
   }
 }
 

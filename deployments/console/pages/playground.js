@@ -132,8 +132,10 @@ async function respond(text, reply, state, settings) {
     if (name === "response.output_text.delta") textOf(reply).append(event.delta);
     else if (name === "response.output_item.done" && event.item.type !== "message") {
       reply.insertBefore(toolCall(event.item), textOf(reply));
-    } else if (name === "response.completed") {
+    } else if (name === "response.completed" || name === "response.incomplete") {
       state.previousResponseId = event.response.id; usage = event.response.usage;
+      const cut = event.response.incomplete_details;
+      if (cut) reply.append(h("div", { class: "muted" }, `incomplete: ${cut.reason}`));
     } else if (name === "response.failed" || name === "error") {
       const error = (event.response && event.response.error) || event.error || event;
       reply.append(errorBox(error.message || JSON.stringify(error)));
