@@ -28,7 +28,7 @@ ST_TIMEOUT_S = 660
 APP = "fuzz"
 EXAMPLES_PER_OPERATION = 6
 REQUEST_TIMEOUT_S = 20
-OPERATIONS = 106
+OPERATIONS = 108
 
 
 def run_config(mock_url: str, mcp_url: str, state: Path) -> dict:

@@ -11,11 +11,13 @@ import uuid
 import anthropic
 import httpx
 import pytest
+from playwright.sync_api import expect
 from ray import serve
 
 from bench.mock_openai import MockConfig, start_mock_server
 from graphs.builder import build_app
 from providers.run_config import parse_run_config
+from tests.browser import chromium
 from tests.conftest import free_port
 from tests.e2e.test_remote_graph import wait_for
 from tests.mcp_server import start_mcp_server
@@ -118,6 +120,24 @@ def refused(response: httpx.Response, status: int, param: str | None = None, say
 def test_without_a_token_every_route_is_a_401_but_health(users, method, path):
     refused(users["anonymous"].request(method, path, json={}), 401)
     assert users["anonymous"].get("/v1/health").json() == {"status": "OK"}
+
+
+def test_the_console_loads_without_a_token_and_calls_the_api_with_the_one_typed(users, serve_session):
+    page_response = users["anonymous"].get("/ui/")
+    assert page_response.status_code == 200 and "script-src 'self'" in page_response.headers["content-security-policy"]
+    with chromium() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{serve_session}/ui/#/logs")
+        expect(page.get_by_role("alert").first).to_contain_text("401")
+        page.get_by_label("API token").fill("tok-alice")
+        page.get_by_label("API token").press("Enter")
+        expect(page.locator("main table").first).to_be_visible()
+        expect(page.get_by_role("alert")).to_have_count(0)
+        assert page.evaluate("sessionStorage.getItem('raystack.token')") == "tok-alice"
+        other_tab = context.new_page()  # session storage is the tab's own: a new tab asks again
+        other_tab.goto(f"{serve_session}/ui/#/logs")
+        expect(other_tab.get_by_role("alert").first).to_contain_text("missing bearer token")
 
 
 def test_an_anonymous_upload_is_refused_before_its_body_is_read(serve_session):
