@@ -134,15 +134,31 @@ async function evaluation(models, stops) {
   return wrap;
 }
 
+const RESULT_ROWS = 500; // rows of a result shown at most
+
 async function showResult(benchmark, job, target) {
   clear(target, h("h4", {}, `Results of ${job.job_id}`));
   const evaluation = await guarded(target, () => api(`/v1alpha/eval/benchmarks/${benchmark.identifier}/jobs/${job.job_id}/result`));
   if (!evaluation) return;
   const functions = Object.keys(evaluation.scores);
   for (const fn of functions) target.append(h("p", {}, `${fn}: `, json(evaluation.scores[fn].aggregated_results)));
-  const rows = evaluation.generations.map((g, i) => ({ ...g, scores: functions.map((fn) => evaluation.scores[fn].score_rows[i]) }));
+  const shown = evaluation.generations.slice(0, RESULT_ROWS);
+  const inputs = await guarded(target, () => datasetRows(benchmark.dataset_id, shown.length)) || [];
+  const rows = shown.map((g, i) => ({ ...inputs[i], ...g, scores: functions.map((fn) => evaluation.scores[fn].score_rows[i]) }));
   const text = (v) => (typeof v === "string" ? v : JSON.stringify(v ?? "")).slice(0, 200);
+  if (evaluation.generations.length > shown.length) target.append(h("p", { class: "muted" }, `the first ${shown.length} of ${evaluation.generations.length} rows`));
   target.append(table([["Input", (r) => text(r.input_query ?? r.question ?? r.messages)], ["Expected", (r) => text(r.expected_answer ?? r.answer)],
     ["Generated", (r) => text(r.generated_answer)],
     ...functions.map((fn, k) => [fn, (r) => text(r.scores[k] && r.scores[k].score)])], rows));
+}
+
+/** The first `count` rows of a dataset, which the generations answer in order. */
+async function datasetRows(datasetId, count) {
+  const rows = [];
+  while (rows.length < count) {
+    const page = await api(`/v1beta/datasetio/iterrows/${encodeURIComponent(datasetId)}?start_index=${rows.length}&limit=${Math.min(100, count - rows.length)}`);
+    rows.push(...page.data);
+    if (!page.has_more || !page.data.length) break;
+  }
+  return rows;
 }
