@@ -177,6 +177,30 @@ def test_a_fine_tuning_job_started_in_the_console_draws_its_loss_curve(page, cli
     until(lambda: client.fine_tuning.jobs.retrieve(job_id).status == "cancelled", 60)
 
 
+def test_an_evaluation_run_from_the_console_shows_its_results_as_a_table(page):
+    api = httpx.Client(base_url=BASE, timeout=60)
+    api.post("/v1beta/datasets", json={"dataset_id": "capitals", "purpose": "eval/question-answer", "source": {
+        "type": "rows", "rows": [{"question": "What is the capital of France?", "answer": "Paris"}] * 3}}).raise_for_status()
+    api.post("/v1alpha/eval/benchmarks", json={"benchmark_id": "capitals", "dataset_id": "capitals",
+                                               "scoring_functions": ["basic::subset_of"]}).raise_for_status()
+    page.goto(f"{BASE}/ui/#/training")
+    evaluation = page.locator("section").filter(has=page.get_by_role("heading", name="Evaluation"))
+    evaluation.locator("tr.pickable").filter(has_text="capitals").click()
+    evaluation.get_by_label("Candidate model").select_option(CHAT)
+    evaluation.get_by_role("button", name="Run evaluation").click()
+    done = evaluation.locator("tr.pickable").filter(has_text="completed")
+    expect(done).to_contain_text("3/3", timeout=120_000)
+    done.click()
+    job_id = api.get("/v1alpha/eval/benchmarks/capitals/jobs").json()["data"][0]["job_id"]
+    result = api.get(f"/v1alpha/eval/benchmarks/capitals/jobs/{job_id}/result").json()
+    table = evaluation.locator("table").last
+    expect(table.locator("tbody tr")).to_have_count(3)
+    expect(table.locator("tbody tr").first).to_contain_text("What is the capital of France?")
+    expect(table.locator("tbody tr").first).to_contain_text(result["generations"][0]["generated_answer"].strip()[:40])
+    expect(evaluation).to_contain_text(f'"num_total": {result["scores"]["basic::subset_of"]["aggregated_results"]["num_total"]}')
+    shoot(page, "evaluation")
+
+
 def test_the_graph_page_lists_the_deployments_and_links_the_ray_dashboard(page):
     page.goto(f"{BASE}/ui/#/graph")
     table = page.locator("table")
