@@ -4,7 +4,6 @@ the API, with a screenshot of each page in test-output/console/."""
 
 import json
 import os
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from playwright.sync_api import expect
 from tests.browser import chromium
 from tests.cli.conftest import BASE
 from tests.cli.processes import REPO
+from tests.e2e.test_remote_graph import wait_for
 
 CHAT = "SmolLM2-135M-Instruct"
 SHOTS = Path(os.environ.get("RAYSTACK_TEST_OUTPUT", REPO / "test-output")) / "console"
@@ -62,15 +62,6 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
-def until(condition, timeout_s: float = 30):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
 def test_the_playground_streams_a_reply_that_the_logs_show_stored(page, client):
     page.goto(f"{BASE}/ui/#/playground")
     page.get_by_label("Model").select_option(CHAT)
@@ -86,7 +77,7 @@ def test_the_playground_streams_a_reply_that_the_logs_show_stored(page, client):
     assert answer.strip() and len({n for n in lengths if 0 < n < len(answer)}) >= 2, (lengths, answer)
     shoot(page, "playground")
 
-    stored = until(lambda: next((c for c in client.chat.completions.list(order="desc", limit=20).data
+    stored = wait_for(lambda: next((c for c in client.chat.completions.list(order="desc", limit=20).data
                                  if QUESTION in json.dumps(c.model_extra["input_messages"])), None))
     assert stored.choices[0].message.content.strip() == answer.strip()
 
@@ -145,7 +136,7 @@ def test_a_prompt_gets_a_second_version_a_diff_and_its_default_back(page):
     page.get_by_label("Template ({{ variable }} placeholders)").fill("Answer as a {{ persona }} would.")
     page.get_by_role("button", name="Create prompt").click()
     detail = page.locator(".detail")
-    prompt_id = until(lambda: (detail.locator("h3").inner_text() if detail.locator("h3").count() else "").strip())
+    prompt_id = wait_for(lambda: (detail.locator("h3").inner_text() if detail.locator("h3").count() else "").strip())
     detail.get_by_label("Template of the new version").fill("Answer as a {{ persona }} would,\nin {{ language }}.")
     detail.get_by_role("button", name="Save as version 2").click()
     expect(detail.locator(".diff .removed")).to_have_text("- Answer as a {{ persona }} would.")
@@ -154,7 +145,7 @@ def test_a_prompt_gets_a_second_version_a_diff_and_its_default_back(page):
     assert (head["version"], head["variables"]) == (2, ["persona", "language"])
 
     detail.locator("tr").filter(has_text="would.").get_by_role("button", name="Set default").click()
-    until(lambda: httpx.get(f"{BASE}/v1/prompts/{prompt_id}").json()["version"] == 1)
+    wait_for(lambda: httpx.get(f"{BASE}/v1/prompts/{prompt_id}").json()["version"] == 1)
     expect(page.locator("table").nth(0)).to_contain_text(prompt_id)
     shoot(page, "prompts")
 
@@ -174,7 +165,7 @@ def test_a_fine_tuning_job_started_in_the_console_draws_its_loss_curve(page, cli
     assert len(metrics) >= points.count() >= 2
     shoot(page, "training")
     page.get_by_role("button", name="Cancel job").click()
-    until(lambda: client.fine_tuning.jobs.retrieve(job_id).status == "cancelled", 60)
+    wait_for(lambda: client.fine_tuning.jobs.retrieve(job_id).status == "cancelled", 60)
 
 
 def test_an_evaluation_run_from_the_console_shows_its_results_as_a_table(page):
