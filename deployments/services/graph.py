@@ -7,14 +7,20 @@ import asyncio
 from typing import Any
 
 from deployments.clients.directory import ProviderDirectory
+from providers.api.errors import ServiceUnavailableError
 
+SERVE_STATUS_TIMEOUT_S = 10.0
 PROVIDER_PREFIX = "provider-"  # graphs.builder names a provider's deployment `provider-<id>`
 
 
 async def graph_status(providers: ProviderDirectory) -> dict[str, Any]:
     """`{"application", "dashboard_url", "deployments": [...]}`; a provider without a deployment of
     its own (colocated with the ingress) is listed as served by `ingress`."""
-    application, deployments, dashboard_url = await asyncio.to_thread(_serve_status)
+    try:
+        application, deployments, dashboard_url = await asyncio.wait_for(asyncio.to_thread(_serve_status),
+                                                                         SERVE_STATUS_TIMEOUT_S)
+    except TimeoutError:
+        raise ServiceUnavailableError(f"Serve's controller did not answer in {SERVE_STATUS_TIMEOUT_S:g} s") from None
     ids = list(providers.routes)
     healths = dict(zip(ids, await asyncio.gather(*(providers.health(pid) for pid in ids))))
     listed = []
