@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from deployments.errors import install_error_handlers
 from deployments.guard import RequestGuard
+from deployments.routes import console
 from providers.access.auth_config import AuthConfig
 from providers.access.authenticators import build_authenticator
 from providers.access.exposure import Exposure, host_name, is_loopback
@@ -145,3 +146,17 @@ async def test_a_route_the_guard_leaves_open_has_no_caller_when_auth_is_on():
     app.state.services = SimpleNamespace(authenticator=authenticator)
     refused = await call(app, "GET", "/v1/health")
     assert refused.status_code == 401
+
+
+async def test_the_console_files_are_served_without_a_token_and_nothing_beside_them():
+    app = guarded_app(Exposure(), TOKENS)
+    app.mount(console.PREFIX, console.ConsoleFiles())
+    page = await call(app, "GET", "/ui/")
+    assert page.status_code == 200 and "<title>raystack console</title>" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"] and page.headers["x-content-type-options"] == "nosniff"
+    assert (await call(app, "GET", "/ui/app.js")).headers["content-type"].startswith("text/javascript")
+    assert (await call(app, "GET", "/ui")).headers["location"].endswith("/ui/")
+    for path in ("/ui/%2e%2e/routes/console.py", "/ui/..%2froutes%2fconsole.py", "/ui/pages/", "/ui/missing.js"):
+        response = await call(app, "GET", path)
+        assert response.status_code == 404 and "ConsoleFiles" not in response.text, path
+    assert (await call(app, "POST", "/v1/echo", content=b"x")).status_code == 401, "the API still needs the token"
