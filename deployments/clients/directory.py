@@ -80,3 +80,8 @@ class ProviderDirectory:
             return {"status": "Error", "message": f"no answer in {PROVIDER_HEALTH_TIMEOUT_S:g} s"}
         except Exception as exc:
             return {"status": "Error", "message": f"{type(exc).__name__}: {exc}"}
+
+    async def healths(self) -> dict[str, dict[str, Any]]:
+        """Every provider's health by id, asked at once."""
+        ids = list(self.routes)
+        return dict(zip(ids, await asyncio.gather(*(self.health(provider_id) for provider_id in ids))))

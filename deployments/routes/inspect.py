@@ -52,9 +52,8 @@ async def get_version():
 
 @router.get("/providers", **replies(Data[ProviderInfo]))
 async def list_providers(providers: ProvidersDep, user: UserDep):
-    routes = list(providers.routes.values())
-    healths = await asyncio.gather(*(providers.health(r.entry.provider_id) for r in routes))
-    return {"data": [_provider_info(r, h, AccessPolicy.is_admin(user)) for r, h in zip(routes, healths)]}
+    healths = await providers.healths()
+    return {"data": [_provider_info(route, healths[pid], AccessPolicy.is_admin(user)) for pid, route in providers.routes.items()]}
 
 
 @router.get("/providers/{provider_id}", **replies(ProviderInfo))

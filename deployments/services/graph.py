@@ -21,8 +21,7 @@ async def graph_status(providers: ProviderDirectory) -> dict[str, Any]:
                                                                          SERVE_STATUS_TIMEOUT_S)
     except TimeoutError:
         raise ServiceUnavailableError(f"Serve's controller did not answer in {SERVE_STATUS_TIMEOUT_S:g} s") from None
-    ids = list(providers.routes)
-    healths = dict(zip(ids, await asyncio.gather(*(providers.health(pid) for pid in ids))))
+    healths = await providers.healths()
     listed = []
     for name, overview in sorted(deployments.items()):
         provider_id = name[len(PROVIDER_PREFIX):] if name.startswith(PROVIDER_PREFIX) else None
