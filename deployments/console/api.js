@@ -14,8 +14,6 @@ export class ApiError extends Error {
     const error = (body && body.error) || {};
     const detail = typeof error === "string" ? error : error.message || (body && body.detail) || "";
     super(`${status}${error.type ? " " + error.type : ""}: ${detail || "the server gave no reason"}`);
-    this.status = status;
-    this.param = error.param || null;
   }
 }
 
@@ -41,6 +39,11 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   const response = await check(await fetch(ROOT + path, init));
   return response.status === 204 ? null : response.json();
+}
+
+/** The ids of the models that chat (every model but the embedding ones). */
+export async function chatModelIds() {
+  return (await api("/v1/models")).data.filter((m) => m.model_type !== "embedding").map((m) => m.id);
 }
 
 /** Every item of a paged list (`data`, `has_more`, `last_id`), at most `max` of them. */

@@ -1,11 +1,10 @@
 // Playground: chat with a model, streamed, through Chat Completions or the Responses API (with
 // file_search over a vector store and the configured tool groups as tools, their calls shown inline).
-import { all, api, stream } from "../api.js";
+import { all, api, chatModelIds, stream } from "../api.js";
 import { clear, errorBox, field, guarded, h, json, section, select } from "../dom.js";
 
 export async function render(main, params) {
-  const models = await guarded(main, () => api("/v1/models")) || { data: [] };
-  const chatModels = models.data.filter((m) => m.model_type !== "embedding").map((m) => [m.id]);
+  const chatModels = (await guarded(main, chatModelIds) || []).map((id) => [id]);
   const wanted = params.get("model");
   if (wanted && !chatModels.some(([id]) => id === wanted)) chatModels.push([wanted]);
   const stores = await all("/v1/vector_stores").catch(() => []);

@@ -1,6 +1,6 @@
 // Fine-tuning and evaluation: jobs with status, a live loss curve, checkpoints and a button to chat
 // with the tuned model; benchmarks, their evaluation jobs and results as a table.
-import { all, api } from "../api.js";
+import { all, api, chatModelIds } from "../api.js";
 import { lossCurve } from "../chart.js";
 import { clear, every, field, guarded, h, json, section, select, table, when } from "../dom.js";
 
@@ -13,7 +13,7 @@ export async function render(main) {
   stops.push(() => stopJob());
   const jobs = h("div");
   const job = h("div", { class: "detail" });
-  const models = await api("/v1/models").then((m) => m.data.filter((x) => x.model_type !== "embedding").map((x) => [x.id])).catch(() => []);
+  const models = (await chatModelIds().catch(() => [])).map((id) => [id]);
 
   async function loadJobs() {
     clear(jobs);
