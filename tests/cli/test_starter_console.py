@@ -20,7 +20,7 @@ CHAT = "SmolLM2-135M-Instruct"
 SHOTS = Path(os.environ.get("RAYSTACK_TEST_OUTPUT", REPO / "test-output")) / "console"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-QUESTION = "Name three colours of the rainbow."
+QUESTION = "Describe a rainbow in three sentences."  # long enough to arrive in many chunks
 FACT = "The keeper of the harbour lighthouse in 2026 is Marisol Quayle, who paints the tower blue."
 
 
@@ -65,7 +65,7 @@ def shoot(page, name: str) -> None:
 def test_the_playground_streams_a_reply_that_the_logs_show_stored(page, client):
     page.goto(f"{BASE}/ui/#/playground")
     page.get_by_label("Model").select_option(CHAT)
-    page.get_by_label("System prompt").fill("Answer briefly.")
+    page.get_by_label("System prompt").fill("You are a helpful assistant.")
     page.get_by_label("Temperature").fill("0")
     page.evaluate(WATCH_REPLY_LENGTHS)
     page.get_by_label("Message").fill(QUESTION)
